@@ -1,0 +1,1 @@
+"""Agents and their instances: definitions, the instance state machine, lifecycle."""

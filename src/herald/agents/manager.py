@@ -1,0 +1,286 @@
+"""The instance manager: every API action on instances goes through here.
+
+It owns the live instances (at most one per channel), keeps the database in step with their state machine,
+and is the only place that creates or finishes an instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from herald import ids
+from herald.agents.live import LiveInstance
+from herald.agents.registry import AgentRegistry
+from herald.agents.settings import AgentConfigModel, deep_merge, validate_agent_config
+from herald.agents.state import HangupRole, InstanceStatus, check_transition
+from herald.auth.tokens import CallTokens
+from herald.clock import Clock
+from herald.errors import ChannelNotFound, IncorrectInstanceStatus, InstanceNotFound, InvalidParameter
+from herald.media.room import Participant
+from herald.media.ticker import Ticker
+from herald.speech.handle import SpeechHandle
+from herald.speech.scheduler import ArrivalPolicy
+from herald.speech.tts import Synthesizer
+from herald.store.instances import InstanceStore
+from herald.store.records import InstanceRecord
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """What the caller asked for when creating an instance."""
+
+    owner: str
+    agent_id: str
+    agent_config: dict[str, Any] | None = None
+    template_config: dict[str, Any] | None = None
+    chat_sync_config: dict[str, Any] | None = None
+    session_id: str | None = None
+    user_data: str | None = None
+    channel_id: str | None = None
+    agent_user_id: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedCall:
+    record: InstanceRecord
+    user_id: str
+    token: str
+
+
+class InstanceManager:
+    def __init__(
+        self,
+        store: InstanceStore,
+        agents: AgentRegistry,
+        synthesizer: Synthesizer,
+        ticker: Ticker,
+        tokens: CallTokens,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._agents = agents
+        self._synthesizer = synthesizer
+        self._ticker = ticker
+        self._tokens = tokens
+        self._clock = clock
+        self._live: dict[str, LiveInstance] = {}
+        self._channels: dict[str, str] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def voice_ids(self) -> Sequence[str]:
+        return self._synthesizer.engine.voice_ids
+
+    @property
+    def live_count(self) -> int:
+        return len(self._live)
+
+    # ---- creating ----
+
+    async def start(self, request: NewInstance) -> InstanceRecord:
+        """StartAIAgentInstance: the agent joins the channel the caller named."""
+        return await self._create(request)
+
+    async def generate_call(self, request: NewInstance, *, expire_s: int) -> GeneratedCall:
+        """GenerateAIAgentCall: a new channel, an agent in it, and a token for the user to join."""
+        user_id = request.user_id or ids.user_id()
+        record = await self._create(replace(request, channel_id=ids.channel_id(), user_id=user_id))
+        token = self._tokens.mint(record.channel_id, user_id, now=self._clock.now(), expire_s=expire_s)
+        return GeneratedCall(record, user_id, token)
+
+    async def _create(self, request: NewInstance) -> InstanceRecord:
+        agent = self._agents.get(request.agent_id)
+        config = deep_merge(dict(agent.agent_config), request.agent_config or {})
+        model = validate_agent_config(config, voice_ids=self.voice_ids)
+        channel_id = request.channel_id or ids.channel_id()
+        if channel_id in self._channels:
+            raise InvalidParameter(
+                "RuntimeConfig.ChannelId", f"the channel {channel_id!r} already has a live agent instance."
+            )
+        agent_user_id = request.agent_user_id or ids.agent_user_id()
+        now = self._clock.now()
+        record = InstanceRecord(
+            instance_id=ids.instance_id(),
+            agent_id=agent.agent_id,
+            owner=request.owner,
+            status=InstanceStatus.CREATED.value,
+            channel_id=channel_id,
+            agent_user_id=agent_user_id,
+            user_id=request.user_id,
+            session_id=request.session_id,
+            user_data=request.user_data,
+            agent_config=config,
+            runtime_config={"ChannelId": channel_id, "AgentUserId": agent_user_id},
+            template_config=request.template_config,
+            chat_sync_config=request.chat_sync_config,
+            created_at=now,
+            modified_at=now,
+            call_start_at=None,
+            call_end_at=None,
+            hangup_role=None,
+        )
+        await self._store.add(record)
+        self._go_live(record, model)
+        _log.info(
+            "instance %s of agent %s started in channel %s", record.instance_id, agent.agent_id, channel_id
+        )
+        return record
+
+    def _go_live(self, record: InstanceRecord, model: AgentConfigModel) -> None:
+        live = LiveInstance(
+            record.instance_id,
+            record.channel_id,
+            record.agent_user_id,
+            model,
+            self._synthesizer,
+            default_voice_id=self.voice_ids[0],
+        )
+        self._live[record.instance_id] = live
+        self._channels[record.channel_id] = record.instance_id
+        self._ticker.add(live)
+
+    # ---- reading ----
+
+    async def get(self, owner: str, instance_id: str) -> InstanceRecord:
+        record = await self._store.get(instance_id)
+        if record is None or record.owner != owner:
+            raise InstanceNotFound(f"The instance {instance_id!r} does not exist.")
+        return record
+
+    async def list(
+        self,
+        owner: str,
+        agent_id: str,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        page_number: int,
+        page_size: int,
+    ) -> list[InstanceRecord]:
+        self._agents.get(agent_id)
+        return await self._store.list(
+            agent_id=agent_id,
+            owner=owner,
+            start=start,
+            end=end,
+            offset=(page_number - 1) * page_size,
+            limit=page_size,
+        )
+
+    # ---- changing ----
+
+    async def update(
+        self,
+        owner: str,
+        instance_id: str,
+        *,
+        agent_config: dict[str, Any] | None,
+        template_config: dict[str, Any] | None,
+        user_data: str | None,
+    ) -> InstanceRecord:
+        async with self._lock(instance_id):
+            record = await self._get_running(owner, instance_id)
+            if agent_config is not None:
+                merged = deep_merge(record.agent_config, agent_config)
+                model = validate_agent_config(merged, voice_ids=self.voice_ids)
+                record.agent_config = merged
+                self._live[instance_id].reconfigure(model)
+            if template_config is not None:
+                record.template_config = deep_merge(record.template_config or {}, template_config)
+            if user_data is not None:
+                record.user_data = user_data
+            record.modified_at = self._clock.now()
+            await self._store.save(record)
+            return record
+
+    async def speak(
+        self, owner: str, instance_id: str, *, utterance_id: str, text: str, policy: ArrivalPolicy
+    ) -> SpeechHandle:
+        await self._get_running(owner, instance_id)
+        return self._live[instance_id].speak(utterance_id, text, policy)
+
+    async def stop(self, owner: str, instance_id: str, *, hangup_role: HangupRole = HangupRole.AGENT) -> None:
+        async with self._lock(instance_id):
+            record = await self._get_running(owner, instance_id)
+            await self._finish(record, hangup_role)
+
+    async def stop_all(self) -> None:
+        """Finish every live instance (server shutdown)."""
+        for instance_id in list(self._live):
+            record = await self._store.get(instance_id)
+            if record is not None and record.status != InstanceStatus.FINISHED:
+                await self._finish(record, HangupRole.SYSTEM)
+            else:
+                await self._drop_live(instance_id)
+
+    async def recover(self) -> int:
+        """After a restart: whatever was live when the server went down is over."""
+        count = await self._store.finish_unfinished(self._clock.now())
+        if count:
+            _log.info("marked %d instance(s) left live by the previous run as Finished", count)
+        return count
+
+    # ---- joining the call ----
+
+    async def join(
+        self, channel_id: str, user_id: str, sample_rate_hz: int
+    ) -> tuple[LiveInstance, Participant]:
+        instance_id = self._channels.get(channel_id)
+        if instance_id is None:
+            raise ChannelNotFound(f"No agent is live in the channel {channel_id!r}.")
+        live = self._live[instance_id]
+        participant = live.join(user_id, sample_rate_hz)
+        async with self._lock(instance_id):
+            record = await self._store.get(instance_id)
+            if record is not None and record.status == InstanceStatus.CREATED.value:
+                check_transition(instance_id, InstanceStatus.CREATED, InstanceStatus.EXECUTING)
+                now = self._clock.now()
+                record.status = InstanceStatus.EXECUTING.value
+                record.call_start_at = now
+                record.modified_at = now
+                await self._store.save(record)
+        return live, participant
+
+    def leave(self, live: LiveInstance, participant: Participant) -> None:
+        live.leave(participant)
+
+    # ---- internals ----
+
+    def _lock(self, instance_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(instance_id, asyncio.Lock())
+
+    async def _get_running(self, owner: str, instance_id: str) -> InstanceRecord:
+        record = await self.get(owner, instance_id)
+        if record.status == InstanceStatus.FINISHED.value or instance_id not in self._live:
+            raise IncorrectInstanceStatus(
+                f"The instance {instance_id!r} is {record.status}; it is not running."
+            )
+        return record
+
+    async def _finish(self, record: InstanceRecord, hangup_role: HangupRole) -> None:
+        check_transition(record.instance_id, InstanceStatus(record.status), InstanceStatus.FINISHED)
+        now = self._clock.now()
+        record.status = InstanceStatus.FINISHED.value
+        record.call_end_at = now
+        record.hangup_role = int(hangup_role)
+        record.modified_at = now
+        await self._store.save(record)
+        await self._drop_live(record.instance_id)
+        _log.info("instance %s finished (hangup role %d)", record.instance_id, int(hangup_role))
+
+    async def _drop_live(self, instance_id: str) -> None:
+        live = self._live.pop(instance_id, None)
+        self._locks.pop(instance_id, None)
+        if live is None:
+            return
+        self._channels.pop(live.room.channel_id, None)
+        self._ticker.remove(live)
+        await live.close()

@@ -1,0 +1,86 @@
+"""``AgentConfig``: validated against ICE's rules, unknown keys kept, merged over the agent's defaults.
+
+Only the fields Herald acts on are typed here; everything else a client sends is stored and returned as is.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from herald.errors import InvalidParameter
+from herald.speech.tts import VoiceSettings
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class PronunciationRule(_Lenient):
+    Type: str = "replacement"
+    Word: str = Field(min_length=1)
+    Pronunciation: str
+
+
+class TtsSection(_Lenient):
+    VoiceId: str | None = Field(default=None, max_length=64)
+    SpeechRate: float | None = Field(default=None, ge=0.5, le=2.0)
+    PronunciationRules: list[PronunciationRule] = Field(default_factory=list)
+
+
+class InterruptSection(_Lenient):
+    EnableVoiceInterrupt: bool = True
+    InterruptWords: list[str] = Field(default_factory=list)
+
+
+class AgentConfigModel(_Lenient):
+    Greeting: str | None = Field(default=None, max_length=1024)
+    GracefulShutdown: bool | None = None
+    MaxIdleTime: int | None = Field(default=None, ge=0)
+    UserOnlineTimeout: int | None = Field(default=None, ge=0)
+    UserOfflineTimeout: int | None = Field(default=None, ge=0)
+    Volume: int | None = Field(default=None, ge=0, le=400)
+    TtsConfig: TtsSection | None = None
+    InterruptConfig: InterruptSection | None = None
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: nested objects merge key by key, anything else is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def validate_agent_config(
+    raw: dict[str, Any], *, voice_ids: Sequence[str], parameter: str = "AgentConfig"
+) -> AgentConfigModel:
+    """Check ``raw`` against ICE's rules; errors name the field (``AgentConfig.TtsConfig.SpeechRate``)."""
+    try:
+        model = AgentConfigModel.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(part) for part in (parameter, *first["loc"]))
+        raise InvalidParameter(path, f"{first['msg']} (got {first.get('input')!r}).") from None
+    voice_id = model.TtsConfig.VoiceId if model.TtsConfig else None
+    if voice_id is not None and voice_id not in voice_ids:
+        raise InvalidParameter(
+            f"{parameter}.TtsConfig.VoiceId",
+            f"unknown voice {voice_id!r}; available: {', '.join(voice_ids)}.",
+        )
+    return model
+
+
+def voice_settings(model: AgentConfigModel, *, default_voice_id: str) -> VoiceSettings:
+    tts = model.TtsConfig
+    return VoiceSettings(
+        voice_id=(tts.VoiceId if tts and tts.VoiceId else default_voice_id),
+        speech_rate=(tts.SpeechRate if tts and tts.SpeechRate is not None else 1.0),
+        volume_percent=(model.Volume if model.Volume is not None else 100),
+    )

@@ -1,0 +1,1 @@
+"""HTTP: RPC dispatch, request signatures, the error envelope, and the audio WebSocket."""

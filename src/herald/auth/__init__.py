@@ -1,0 +1,1 @@
+"""Who may call: access keys, call tokens."""

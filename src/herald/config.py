@@ -1,0 +1,145 @@
+"""Settings: from the environment, an optional TOML file, and embedded defaults — in that order of precedence.
+
+Environment names that always work: ``HERALD_ACCESS_KEY_ID``, ``HERALD_ACCESS_KEY_SECRET``,
+``HERALD_DATA_DIR``, ``HERALD_DATABASE_URL``, plus ``HERALD_CONFIG`` (the TOML file; default
+``<data dir>/herald.toml`` when it exists) and ``HERALD_TOKEN_SECRET``. See ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from herald.agents.registry import AgentDefinition
+from herald.auth.keys import AccessKey
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEV_KEY_FILE = "dev-access-key.json"
+TOKEN_SECRET_FILE = "token-secret"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    database_url: str | None = None
+    access_keys: tuple[AccessKey, ...] = ()
+    agents: tuple[AgentDefinition, ...] = ()
+    token_secret: bytes | None = None
+    tts_workers: int = 2
+    config_file: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "herald"
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("HERALD_DATA_DIR") or default_data_dir(env)).expanduser()
+    config_path = env.get("HERALD_CONFIG")
+    config_file = Path(config_path).expanduser() if config_path else data_dir / "herald.toml"
+    if config_path and not config_file.is_file():
+        raise ConfigError(f"HERALD_CONFIG names {config_file}, which is not a file.")
+    doc = _read_toml(config_file) if config_file.is_file() else {}
+
+    server = _table(doc, "server")
+    keys = [_access_key(entry, i) for i, entry in enumerate(_list(doc, "access_keys"))]
+    key_id, key_secret = env.get("HERALD_ACCESS_KEY_ID"), env.get("HERALD_ACCESS_KEY_SECRET")
+    if bool(key_id) != bool(key_secret):
+        raise ConfigError("Set both HERALD_ACCESS_KEY_ID and HERALD_ACCESS_KEY_SECRET, or neither.")
+    if key_id and key_secret:
+        keys = [k for k in keys if k.access_key_id != key_id] + [AccessKey(key_id, key_secret)]
+
+    agents = tuple(
+        AgentDefinition(agent_id, dict(_table(body, "AgentConfig")))
+        for agent_id, body in _table(doc, "agents").items()
+        if isinstance(body, dict)
+    )
+    secret_hex = env.get("HERALD_TOKEN_SECRET")
+    tts = _table(doc, "tts")
+    return Settings(
+        data_dir=data_dir,
+        host=str(server.get("host", DEFAULT_HOST)),
+        port=int(server.get("port", DEFAULT_PORT)),
+        database_url=env.get("HERALD_DATABASE_URL") or server.get("database_url"),
+        access_keys=tuple(keys),
+        agents=agents,
+        token_secret=secret_hex.encode() if secret_hex else None,
+        tts_workers=int(tts.get("workers", 2)),
+        config_file=config_file if config_file.is_file() else None,
+    )
+
+
+def ensure_dev_key(data_dir: Path) -> tuple[AccessKey, bool]:
+    """The development key pair kept in the data dir, created on first use; also whether it is new."""
+    path = data_dir / DEV_KEY_FILE
+    if path.is_file():
+        doc = json.loads(path.read_text())
+        return AccessKey(doc["AccessKeyId"], doc["AccessKeySecret"]), False
+    key = AccessKey("HRLD" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30))
+    _write_private(
+        path, json.dumps({"AccessKeyId": key.access_key_id, "AccessKeySecret": key.secret}, indent=2)
+    )
+    return key, True
+
+
+def ensure_token_secret(settings: Settings) -> bytes:
+    """The secret that signs call tokens: ``HERALD_TOKEN_SECRET``, else one kept in the data dir."""
+    if settings.token_secret is not None:
+        if len(settings.token_secret) < 32:
+            raise ConfigError("HERALD_TOKEN_SECRET must be at least 32 characters.")
+        return settings.token_secret
+    path = settings.data_dir / TOKEN_SECRET_FILE
+    if not path.is_file():
+        _write_private(path, secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] must be a table.")
+    return value
+
+
+def _list(doc: Mapping[str, Any], name: str) -> list[Any]:
+    value = doc.get(name, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{name} must be an array of tables ([[{name}]]).")
+    return value
+
+
+def _access_key(entry: Any, index: int) -> AccessKey:
+    if not isinstance(entry, dict) or not entry.get("id") or not entry.get("secret"):
+        raise ConfigError(f"access_keys[{index}] needs an id and a secret.")
+    return AccessKey(str(entry["id"]), str(entry["secret"]), bool(entry.get("active", True)))

@@ -1,0 +1,136 @@
+"""Herald's one error tree.
+
+Every error a caller can see is a ``HeraldError`` carrying its ICE wire ``code``; the HTTP status for each
+code is decided in ``herald.api.envelope`` and nowhere else.
+
+    HeraldError
+    ├── BadRequest                  (the caller sent something wrong)
+    │   ├── MissingParameter        MissingParameter
+    │   ├── InvalidParameter        InvalidParameter
+    │   ├── IdempotentParameterMismatch
+    │   └── IncorrectInstanceStatus  (the instance cannot do that in its state)
+    ├── AuthError                   (who is calling, and may they)
+    │   ├── IncompleteSignature, SignatureDoesNotMatch, InvalidTimeStampFormat, InvalidTimeStampExpired,
+    │   ├── SignatureNonceUsed, InvalidAccessKeyIdNotFound, InvalidAccessKeyIdInactive
+    │   └── InvalidToken            (a call token that is malformed, forged, expired or for another channel)
+    ├── NotFound
+    │   ├── ApiNotFound             InvalidApi.NotFound (unknown action or version)
+    │   ├── AgentNotFound
+    │   ├── InstanceNotFound
+    │   └── ChannelNotFound         (no live agent in that channel)
+    ├── ServiceUnavailable
+    └── InternalError               (a bug; never raised for bad input)
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class HeraldError(Exception):
+    """Base of every error with a wire code."""
+
+    code: ClassVar[str] = "InternalError"
+    recommend: ClassVar[str] = ""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # an instance may refine its class's code
+
+
+class BadRequest(HeraldError):
+    code = "InvalidParameter"
+
+
+class MissingParameter(BadRequest):
+    code = "MissingParameter"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"The required parameter {name} is missing.")
+        self.parameter = name
+
+
+class InvalidParameter(BadRequest):
+    code = "InvalidParameter"
+
+    def __init__(self, name: str, rule: str) -> None:
+        super().__init__(f"The parameter {name} is invalid: {rule}")
+        self.parameter = name
+
+
+class IdempotentParameterMismatch(BadRequest):
+    code = "IdempotentParameterMismatch"
+
+
+class IncorrectInstanceStatus(BadRequest):
+    code = "IncorrectInstanceStatus"
+
+
+class AuthError(HeraldError):
+    code = "IncompleteSignature"
+
+
+class IncompleteSignature(AuthError):
+    code = "IncompleteSignature"
+
+
+class SignatureDoesNotMatch(AuthError):
+    code = "SignatureDoesNotMatch"
+    recommend = "Check that the AccessKeySecret is right and that nothing rewrote the request on the way."
+
+
+class InvalidTimeStampFormat(AuthError):
+    code = "InvalidTimeStamp.Format"
+
+
+class InvalidTimeStampExpired(AuthError):
+    code = "InvalidTimeStamp.Expired"
+    recommend = (
+        "Synchronise the client's clock; requests are accepted within 15 minutes of the server's time."
+    )
+
+
+class SignatureNonceUsed(AuthError):
+    code = "SignatureNonceUsed"
+
+
+class InvalidAccessKeyIdNotFound(AuthError):
+    code = "InvalidAccessKeyId.NotFound"
+
+
+class InvalidAccessKeyIdInactive(AuthError):
+    code = "InvalidAccessKeyId.Inactive"
+
+
+class InvalidToken(AuthError):
+    code = "InvalidToken"
+
+
+class NotFound(HeraldError):
+    code = "NotFound"
+
+
+class ApiNotFound(NotFound):
+    code = "InvalidApi.NotFound"
+
+
+class AgentNotFound(NotFound):
+    code = "AgentNotFound"
+
+
+class InstanceNotFound(NotFound):
+    code = "InstanceNotFound"
+
+
+class ChannelNotFound(NotFound):
+    code = "ChannelNotFound"
+
+
+class ServiceUnavailable(HeraldError):
+    code = "ServiceUnavailable"
+
+
+class InternalError(HeraldError):
+    code = "InternalError"

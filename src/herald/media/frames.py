@@ -1,0 +1,50 @@
+"""The unit of audio inside Herald: 20 ms of 16-bit mono PCM at the canonical rate.
+
+Everything upstream (TTS, decoded URLs) is converted to this format once; every output converts from it.
+A frame is a read-only ``numpy`` array of ``FRAME_SAMPLES`` int16 samples.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE_HZ: Final = 48_000
+"""The canonical rate: WebRTC's Opus rate, and an integer multiple of every rate a client may ask for."""
+
+FRAME_MS: Final = 20
+FRAME_NS: Final = FRAME_MS * 1_000_000
+FRAME_SAMPLES: Final = SAMPLE_RATE_HZ * FRAME_MS // 1000
+
+CLIENT_SAMPLE_RATES_HZ: Final = (8_000, 16_000, 24_000, 48_000)
+
+Pcm = npt.NDArray[np.int16]
+"""Mono 16-bit samples."""
+
+SILENCE: Final[Pcm] = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+SILENCE.setflags(write=False)
+
+
+def split_frames(pcm: Pcm) -> tuple[list[Pcm], Pcm]:
+    """Cut ``pcm`` into whole frames; return them and the remainder (shorter than one frame)."""
+    whole = len(pcm) // FRAME_SAMPLES * FRAME_SAMPLES
+    frames = [pcm[i : i + FRAME_SAMPLES] for i in range(0, whole, FRAME_SAMPLES)]
+    return frames, pcm[whole:]
+
+
+def pad_frame(pcm: Pcm) -> Pcm:
+    """Pad a partial frame with silence to a whole frame."""
+    if len(pcm) == FRAME_SAMPLES:
+        return pcm
+    out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    out[: len(pcm)] = pcm
+    return out
+
+
+def rms(pcm: Pcm) -> float:
+    """Root-mean-square level of ``pcm`` on the int16 scale (0 for silence)."""
+    if len(pcm) == 0:
+        return 0.0
+    return float(np.sqrt(np.mean(np.square(pcm.astype(np.float64)))))

@@ -1,0 +1,119 @@
+"""A call's room: the people listening to one agent, each with a small bounded queue.
+
+The pacer hands the room one canonical frame per tick; the room converts it once per sample rate in use and
+offers it to every participant. A participant's queue holds at most ``max_queued_frames`` of audio: a slow
+reader loses its oldest audio rather than building up delay, and never slows anyone else. Messages are
+never dropped and keep their place in the stream relative to audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from typing import Any
+
+from herald.media.frames import SAMPLE_RATE_HZ, Pcm
+from herald.media.messages import encode
+from herald.media.resample import Resampler
+
+_participant_ids = itertools.count(1)
+
+
+class Participant:
+    """One listener. ``get()`` yields ``bytes`` (a 20 ms PCM frame) or ``str`` (a JSON message), in order."""
+
+    def __init__(self, user_id: str, sample_rate_hz: int, max_queued_frames: int) -> None:
+        self.participant_id = next(_participant_ids)
+        self.user_id = user_id
+        self.sample_rate_hz = sample_rate_hz
+        self.dropped_frames = 0
+        self._max_frames = max_queued_frames
+        self._items: deque[bytes | str] = deque()
+        self._frames = 0
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def offer_audio(self, pcm: bytes) -> None:
+        if self._frames >= self._max_frames:
+            self._drop_oldest_frame()
+        self._items.append(pcm)
+        self._frames += 1
+        self._ready.set()
+
+    def offer_message(self, text: str) -> None:
+        self._items.append(text)
+        self._ready.set()
+
+    async def get(self) -> bytes | str | None:
+        """The next item, or ``None`` once the participant was removed from the room."""
+        while not self._items:
+            if self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._items.popleft()
+        if isinstance(item, bytes):
+            self._frames -= 1
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    def _drop_oldest_frame(self) -> None:
+        for i, item in enumerate(self._items):
+            if isinstance(item, bytes):
+                del self._items[i]
+                self._frames -= 1
+                self.dropped_frames += 1
+                return
+
+
+class Room:
+    """Everyone in one call, as far as the agent's audio and messages are concerned."""
+
+    def __init__(self, channel_id: str, agent_user_id: str, *, max_queued_frames: int = 10) -> None:
+        self.channel_id = channel_id
+        self.agent_user_id = agent_user_id
+        self._max_queued_frames = max_queued_frames
+        self._participants: dict[int, Participant] = {}
+        self._resamplers: dict[int, Resampler] = {}
+        self._seq_ids = itertools.count(1)
+
+    @property
+    def participants(self) -> list[Participant]:
+        return list(self._participants.values())
+
+    def join(self, user_id: str, sample_rate_hz: int) -> Participant:
+        participant = Participant(user_id, sample_rate_hz, self._max_queued_frames)
+        self._participants[participant.participant_id] = participant
+        if sample_rate_hz != SAMPLE_RATE_HZ and sample_rate_hz not in self._resamplers:
+            self._resamplers[sample_rate_hz] = Resampler(SAMPLE_RATE_HZ, sample_rate_hz)
+        return participant
+
+    def leave(self, participant: Participant) -> None:
+        self._participants.pop(participant.participant_id, None)
+        participant.close()
+        if all(p.sample_rate_hz != participant.sample_rate_hz for p in self._participants.values()):
+            self._resamplers.pop(participant.sample_rate_hz, None)
+
+    def close(self) -> None:
+        for participant in list(self._participants.values()):
+            self.leave(participant)
+
+    def send_audio(self, frame: Pcm) -> None:
+        """Offer one canonical 20 ms frame to everyone, converted to each one's rate."""
+        if not self._participants:
+            return
+        by_rate: dict[int, bytes] = {SAMPLE_RATE_HZ: frame.tobytes()}
+        for rate, resampler in self._resamplers.items():
+            by_rate[rate] = resampler.push(frame).tobytes()
+        for participant in self._participants.values():
+            participant.offer_audio(by_rate[participant.sample_rate_hz])
+
+    def send_message(self, msg_type: int, data: dict[str, Any], *, to: Participant | None = None) -> None:
+        text = encode(msg_type, data, seq_id=next(self._seq_ids), sender_id=self.agent_user_id)
+        targets = [to] if to is not None else self._participants.values()
+        for participant in targets:
+            participant.offer_message(text)

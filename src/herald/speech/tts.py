@@ -1,0 +1,59 @@
+"""The TTS engine contract, and the async front that keeps inference off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from herald.media.frames import Pcm
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSettings:
+    """How one utterance is voiced."""
+
+    voice_id: str
+    speech_rate: float = 1.0
+    """1.0 is the voice's natural pace; 0.5 is half as fast, 2.0 twice as fast."""
+    volume_percent: int = 100
+    """0 to 400: a gain applied after synthesis."""
+
+
+class TtsEngine(Protocol):
+    """A speech synthesiser. ``synthesize`` blocks (it runs inference) and is called from worker threads."""
+
+    @property
+    def voice_ids(self) -> Sequence[str]: ...
+
+    def synthesize(self, text: str, voice: VoiceSettings) -> Pcm:
+        """Speak ``text`` (one clause or a few sentences) and return mono PCM at the canonical 48 kHz rate."""
+        ...
+
+
+def apply_volume(pcm: Pcm, volume_percent: int) -> Pcm:
+    """Scale ``pcm`` by ``volume_percent`` (100 = unchanged), clipping at the int16 range."""
+    if volume_percent == 100:
+        return pcm
+    scaled = pcm.astype(np.int32) * volume_percent // 100
+    return np.clip(scaled, -32768, 32767).astype(np.int16)
+
+
+class Synthesizer:
+    """Runs a ``TtsEngine`` on a small thread pool so inference never blocks the event loop."""
+
+    def __init__(self, engine: TtsEngine, *, workers: int = 2) -> None:
+        self.engine = engine
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tts")
+
+    async def synthesize(self, text: str, voice: VoiceSettings) -> Pcm:
+        loop = asyncio.get_running_loop()
+        pcm = await loop.run_in_executor(self._pool, self.engine.synthesize, text, voice)
+        return apply_volume(pcm, voice.volume_percent)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

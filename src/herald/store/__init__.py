@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy over SQLite by default, any SQLAlchemy URL (PostgreSQL) by setting."""

@@ -1,0 +1,31 @@
+"""The plain records the store hands to the rest of Herald; no SQLAlchemy type appears in them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class InstanceRecord:
+    """One agent instance as persisted. Datetimes are timezone-aware UTC."""
+
+    instance_id: str
+    agent_id: str
+    owner: str  # the AccessKeyId that created it
+    status: str  # "Created" | "Executing" | "Finished"; the state machine lives in herald.agents
+    channel_id: str
+    agent_user_id: str
+    user_id: str | None  # the user a GenerateAIAgentCall token was issued for
+    session_id: str | None
+    user_data: str | None
+    agent_config: dict[str, Any]
+    runtime_config: dict[str, Any]
+    template_config: dict[str, Any] | None
+    chat_sync_config: dict[str, Any] | None
+    created_at: datetime
+    modified_at: datetime
+    call_start_at: datetime | None  # when the first user joined
+    call_end_at: datetime | None
+    hangup_role: int | None  # 0 agent, 1 user, 2 system

@@ -1,0 +1,71 @@
+"""ORM models. Only the store's modules import these; everyone else sees ``herald.store.records``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that accepts only aware datetimes and always comes back aware UTC.
+
+    SQLite keeps no zone, so values are stored as naive UTC there; PostgreSQL gets ``timestamptz``.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given where an aware one is required")
+        value = value.astimezone(UTC)
+        # Naive UTC text keeps SQLite's lexical order equal to time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# none_as_null: a Python None is stored as SQL NULL rather than the JSON text "null".
+_JSONObject = JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class InstanceRow(Base):
+    """One row per agent instance; columns are named as the fields of ``InstanceRecord``."""
+
+    __tablename__ = "instances"
+    __table_args__ = (Index("ix_instances_agent_created", "agent_id", "created_at"),)
+
+    instance_id: Mapped[str] = mapped_column(String, primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String)
+    owner: Mapped[str] = mapped_column(String)
+    status: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str] = mapped_column(String)
+    agent_user_id: Mapped[str] = mapped_column(String)
+    user_id: Mapped[str | None] = mapped_column(String)
+    session_id: Mapped[str | None] = mapped_column(String)
+    user_data: Mapped[str | None] = mapped_column(Text)
+    agent_config: Mapped[dict[str, Any]] = mapped_column(_JSONObject)
+    runtime_config: Mapped[dict[str, Any]] = mapped_column(_JSONObject)
+    template_config: Mapped[dict[str, Any] | None] = mapped_column(_JSONObject)
+    chat_sync_config: Mapped[dict[str, Any] | None] = mapped_column(_JSONObject)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    call_start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    call_end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    hangup_role: Mapped[int | None] = mapped_column(Integer)

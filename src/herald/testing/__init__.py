@@ -1,0 +1,1 @@
+"""Fakes and harnesses for Herald's tests (and for users testing their integrations)."""
