@@ -1,0 +1,162 @@
+"""The instance manager: lifecycle, ownership, channel rules and restart recovery, on a virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from herald.agents.manager import InstanceManager, NewInstance
+from herald.agents.registry import AgentDefinition, AgentRegistry
+from herald.agents.state import HangupRole
+from herald.auth.tokens import CallTokens
+from herald.errors import (
+    AgentNotFound,
+    ChannelNotFound,
+    IncorrectInstanceStatus,
+    InstanceNotFound,
+    InvalidParameter,
+)
+from herald.media.ticker import Ticker
+from herald.speech.scheduler import ArrivalPolicy
+from herald.speech.tts import Synthesizer
+from herald.store.db import create_schema, open_database
+from herald.store.instances import InstanceStore
+from herald.testing.clock import VirtualClock
+from herald.testing.tts import ToneEngine
+
+
+class World:
+    def __init__(self, db_url: str) -> None:
+        self.clock = VirtualClock()
+        self.engine = open_database(db_url)
+        self.ticker = Ticker(self.clock)
+        self.synth = Synthesizer(ToneEngine(("tone", "tone-2")))
+        self.manager = InstanceManager(
+            InstanceStore(self.engine),
+            AgentRegistry([AgentDefinition("support", {"TtsConfig": {"SpeechRate": 1.2}, "Greeting": "Hi"})]),
+            self.synth,
+            self.ticker,
+            CallTokens(b"k" * 32),
+            self.clock,
+        )
+
+    async def close(self) -> None:
+        await self.manager.stop_all()
+        self.synth.close()
+        await self.engine.dispose()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    w = World(f"sqlite:///{tmp_path / 'h.db'}")
+    await create_schema(w.engine)
+    yield w
+    await w.close()
+
+
+async def test_a_generated_call_goes_created_executing_finished(world: World) -> None:
+    call = await world.manager.generate_call(NewInstance(owner="ak", agent_id="support"), expire_s=60)
+    record = call.record
+    assert record.status == "Created"
+    assert record.agent_config == {"TtsConfig": {"SpeechRate": 1.2}, "Greeting": "Hi"}
+    grant = world.manager._tokens.verify(call.token, channel_id=record.channel_id, now=world.clock.now())
+    assert grant.user_id == call.user_id
+
+    await world.clock.advance(5 * 10**9)
+    await world.manager.join(record.channel_id, call.user_id, 16_000)
+    joined = await world.manager.get("ak", record.instance_id)
+    assert joined.status == "Executing"
+    assert joined.call_start_at == world.clock.now()
+
+    await world.clock.advance(7 * 10**9)
+    await world.manager.stop("ak", record.instance_id)
+    done = await world.manager.get("ak", record.instance_id)
+    assert done.status == "Finished"
+    assert done.hangup_role == HangupRole.AGENT
+    assert done.call_end_at is not None
+    assert (done.call_end_at - done.call_start_at).total_seconds() == pytest.approx(7, abs=0.01)  # type: ignore[operator]
+    with pytest.raises(IncorrectInstanceStatus):
+        await world.manager.speak(
+            "ak", record.instance_id, utterance_id="r", text="hi", policy=ArrivalPolicy.APPEND
+        )
+    with pytest.raises(ChannelNotFound):
+        await world.manager.join(record.channel_id, call.user_id, 16_000)
+
+
+async def test_another_keys_instances_are_invisible(world: World) -> None:
+    call = await world.manager.generate_call(NewInstance(owner="ak", agent_id="default"), expire_s=60)
+    with pytest.raises(InstanceNotFound):
+        await world.manager.get("someone-else", call.record.instance_id)
+    with pytest.raises(InstanceNotFound):
+        await world.manager.stop("someone-else", call.record.instance_id)
+    assert (
+        await world.manager.list("someone-else", "default", start=None, end=None, page_number=1, page_size=10)
+        == []
+    )
+
+
+async def test_one_live_agent_per_channel_and_unknown_agents_refused(world: World) -> None:
+    await world.manager.start(NewInstance(owner="ak", agent_id="default", channel_id="room-1"))
+    with pytest.raises(InvalidParameter) as caught:
+        await world.manager.start(NewInstance(owner="ak", agent_id="default", channel_id="room-1"))
+    assert caught.value.parameter == "RuntimeConfig.ChannelId"
+    with pytest.raises(AgentNotFound):
+        await world.manager.start(NewInstance(owner="ak", agent_id="ghost", channel_id="room-2"))
+
+
+async def test_update_merges_validates_and_keeps_the_old_config_on_error(world: World) -> None:
+    record = await world.manager.start(NewInstance(owner="ak", agent_id="support", channel_id="c"))
+    await world.manager.update(
+        "ak", record.instance_id, agent_config={"TtsConfig": {"VoiceId": "tone-2"}}, template_config=None,
+        user_data="{\"crm\": 42}",
+    )  # fmt: skip
+    updated = await world.manager.get("ak", record.instance_id)
+    assert updated.agent_config["TtsConfig"] == {"SpeechRate": 1.2, "VoiceId": "tone-2"}
+    assert updated.user_data == '{"crm": 42}'
+    with pytest.raises(InvalidParameter):
+        await world.manager.update(
+            "ak", record.instance_id, agent_config={"Volume": 999}, template_config=None, user_data=None
+        )
+    assert (await world.manager.get("ak", record.instance_id)).agent_config == updated.agent_config
+
+
+async def test_live_instances_speak_into_their_room_on_each_tick(world: World) -> None:
+    call = await world.manager.generate_call(NewInstance(owner="ak", agent_id="default"), expire_s=60)
+    live, participant = await world.manager.join(call.record.channel_id, call.user_id, 48_000)
+    handle = await world.manager.speak(
+        "ak", call.record.instance_id, utterance_id="r1", text="one two", policy=ArrivalPolicy.INTERRUPT
+    )
+    loud = 0
+    for _ in range(60):
+        await asyncio.sleep(0.005)  # synthesis runs on a real worker thread (the tone engine is instant)
+        world.ticker.tick_all()
+        while participant._items:
+            item = await participant.get()
+            if isinstance(item, bytes) and max(item) > 0:
+                loud += 1
+    # "one two" is two 100 ms tone words: ten frames of sound, then silence.
+    assert (await handle.wait()).state.value == "finished"
+    assert loud == 10
+    assert live.instance_id == call.record.instance_id
+
+
+async def test_restart_finishes_what_was_live_and_keeps_it_listed(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    first = World(url)
+    await create_schema(first.engine)
+    record = await first.manager.start(NewInstance(owner="ak", agent_id="default", channel_id="c"))
+    first.synth.close()
+    await first.engine.dispose()  # the process dies: nothing is stopped cleanly
+
+    second = World(url)
+    assert await second.manager.recover() == 1
+    recovered = await second.manager.get("ak", record.instance_id)
+    assert recovered.status == "Finished"
+    assert recovered.hangup_role == HangupRole.SYSTEM
+    assert recovered.call_end_at is not None
+    listed = await second.manager.list("ak", "default", start=None, end=None, page_number=1, page_size=10)
+    assert [r.instance_id for r in listed] == [record.instance_id]
+    await second.close()
