@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from herald import __version__
 from herald.config import ConfigError, Settings, ensure_token_secret, load_settings
@@ -15,6 +16,13 @@ DEFAULT_TOKEN_EXPIRE_S = 3600
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after a graceful shutdown, so the process would end "killed by
+            # SIGTERM" (143). For Herald SIGTERM/SIGINT *ask* for a clean stop: once it is done, exit 0.
+            self._captured_signals.clear()
 
     from herald.api.app import create_app
 
@@ -35,7 +43,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
     print(f"Herald {__version__} listening on http://{host}:{port} (data in {settings.data_dir})", flush=True)
     server.run()
     return 0 if server.started else 1
