@@ -42,7 +42,15 @@ def make_record(instance_id: str = "i-1", **changes: object) -> InstanceRecord:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = open_database(database_url)
+    await create_schema(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = open_database(database_url_for_dir(tmp_path))
     await create_schema(engine)
     yield engine
@@ -269,7 +277,8 @@ async def test_data_survives_restart(tmp_path: Path) -> None:
     assert (tmp_path / "herald.db").exists()
 
 
-async def test_sqlite_pragmas(engine: AsyncEngine) -> None:
+async def test_sqlite_pragmas(sqlite_engine: AsyncEngine) -> None:
+    engine = sqlite_engine
     async with engine.connect() as conn:
         values = [
             (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one()
@@ -278,7 +287,8 @@ async def test_sqlite_pragmas(engine: AsyncEngine) -> None:
     assert values == ["wal", 1, 5000, 1]  # synchronous NORMAL is 1
 
 
-async def test_index_on_agent_and_created_at(engine: AsyncEngine) -> None:
+async def test_sqlite_index_on_agent_and_created_at(sqlite_engine: AsyncEngine) -> None:
+    engine = sqlite_engine
     async with engine.connect() as conn:
         rows = (await conn.exec_driver_sql("PRAGMA index_info('ix_instances_agent_created')")).mappings()
         assert [row["name"] for row in rows] == ["agent_id", "created_at"]
