@@ -13,7 +13,9 @@ import itertools
 from collections import deque
 from typing import Any
 
-from herald.media.frames import SAMPLE_RATE_HZ, Pcm
+import numpy as np
+
+from herald.media.frames import FRAME_MS, SAMPLE_RATE_HZ, Pcm
 from herald.media.messages import encode
 from herald.media.resample import Resampler
 
@@ -70,6 +72,33 @@ class Participant:
                 return
 
 
+class _RateStream:
+    """Canonical frames converted to one client rate, re-cut so every frame is exactly 20 ms.
+
+    The resampler's filter delays its output by a few samples; the first frame is padded with that much
+    silence at its start, after which every frame in is exactly one frame out.
+    """
+
+    def __init__(self, rate_hz: int) -> None:
+        self._resampler = Resampler(SAMPLE_RATE_HZ, rate_hz)
+        self._frame_samples = rate_hz * FRAME_MS // 1000
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._primed = False
+
+    def convert(self, frame: Pcm) -> bytes:
+        pcm = self._resampler.push(frame)
+        if len(self._pending):
+            pcm = np.concatenate([self._pending, pcm])
+        if not self._primed:
+            self._primed = True
+            if len(pcm) < self._frame_samples:
+                pcm = np.concatenate([np.zeros(self._frame_samples - len(pcm), dtype=np.int16), pcm])
+        out, self._pending = pcm[: self._frame_samples], pcm[self._frame_samples :]
+        if len(out) < self._frame_samples:  # never after priming; a guard against a short push
+            out = np.concatenate([out, np.zeros(self._frame_samples - len(out), dtype=np.int16)])
+        return out.tobytes()
+
+
 class Room:
     """Everyone in one call, as far as the agent's audio and messages are concerned."""
 
@@ -78,7 +107,7 @@ class Room:
         self.agent_user_id = agent_user_id
         self._max_queued_frames = max_queued_frames
         self._participants: dict[int, Participant] = {}
-        self._resamplers: dict[int, Resampler] = {}
+        self._streams: dict[int, _RateStream] = {}
         self._seq_ids = itertools.count(1)
 
     @property
@@ -88,15 +117,15 @@ class Room:
     def join(self, user_id: str, sample_rate_hz: int) -> Participant:
         participant = Participant(user_id, sample_rate_hz, self._max_queued_frames)
         self._participants[participant.participant_id] = participant
-        if sample_rate_hz != SAMPLE_RATE_HZ and sample_rate_hz not in self._resamplers:
-            self._resamplers[sample_rate_hz] = Resampler(SAMPLE_RATE_HZ, sample_rate_hz)
+        if sample_rate_hz != SAMPLE_RATE_HZ and sample_rate_hz not in self._streams:
+            self._streams[sample_rate_hz] = _RateStream(sample_rate_hz)
         return participant
 
     def leave(self, participant: Participant) -> None:
         self._participants.pop(participant.participant_id, None)
         participant.close()
         if all(p.sample_rate_hz != participant.sample_rate_hz for p in self._participants.values()):
-            self._resamplers.pop(participant.sample_rate_hz, None)
+            self._streams.pop(participant.sample_rate_hz, None)
 
     def close(self) -> None:
         for participant in list(self._participants.values()):
@@ -107,8 +136,8 @@ class Room:
         if not self._participants:
             return
         by_rate: dict[int, bytes] = {SAMPLE_RATE_HZ: frame.tobytes()}
-        for rate, resampler in self._resamplers.items():
-            by_rate[rate] = resampler.push(frame).tobytes()
+        for rate, stream in self._streams.items():
+            by_rate[rate] = stream.convert(frame)
         for participant in self._participants.values():
             participant.offer_audio(by_rate[participant.sample_rate_hz])
 

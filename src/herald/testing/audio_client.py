@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -152,8 +152,10 @@ class AudioRecorder:
         self.sample_rate_hz = sample_rate_hz
         self.frame_samples = sample_rate_hz * FRAME_MS // 1000
         self.items: list[Received] = []
-        self.errors: list[str] = []
-        """Protocol violations seen (wrong frame size, a text message that is not an envelope)."""
+        self.frame_errors: list[str] = []
+        """Binary messages that are not one frame (odd length, not 20 ms)."""
+        self.message_errors: list[str] = []
+        """Text messages that are not a well-formed envelope."""
         self.connected_s: float | None = None
         self.closed_code: int | None = None
         self._clock = clock
@@ -190,6 +192,11 @@ class AudioRecorder:
         await self.close()
 
     @property
+    def errors(self) -> list[str]:
+        """Every protocol violation seen: ``frame_errors`` then ``message_errors``."""
+        return [*self.frame_errors, *self.message_errors]
+
+    @property
     def closed(self) -> bool:
         """True once the server (or we) closed the connection."""
         return self._closed
@@ -222,11 +229,13 @@ class AudioRecorder:
         index = len(self.items)
         if isinstance(message, bytes):
             if len(message) % 2:
-                self.errors.append(f"#{index}: binary message of odd length {len(message)}")
+                self.frame_errors.append(f"#{index}: binary message of odd length {len(message)}")
                 message = message[:-1]
             pcm = np.frombuffer(message, dtype="<i2").astype(np.int16)
             if len(pcm) != self.frame_samples:
-                self.errors.append(f"#{index}: frame of {len(pcm)} samples, expected {self.frame_samples}")
+                self.frame_errors.append(
+                    f"#{index}: frame of {len(pcm)} samples, expected {self.frame_samples}"
+                )
             self.items.append(AudioFrame(index, now, pcm, self.sample_rate_hz))
             return
         try:
@@ -236,12 +245,14 @@ class AudioRecorder:
             if not isinstance(kind, int) or isinstance(kind, bool) or not isinstance(data, dict):
                 raise TypeError("type must be an int and data an object")
         except (ValueError, KeyError, TypeError) as exc:
-            self.errors.append(f"#{index}: text message is not an envelope ({exc}): {message[:200]!r}")
+            self.message_errors.append(
+                f"#{index}: text message is not an envelope ({exc}): {message[:200]!r}"
+            )
             self.items.append(DataMessage(index, now, -1, {}, None, None, None, message))
             return
         for name, kinds in (("seqId", (int,)), ("senderId", (str,)), ("receiverId", (str,))):
             if not isinstance(envelope.get(name), kinds):
-                self.errors.append(f"#{index}: envelope field {name} is {envelope.get(name)!r}")
+                self.message_errors.append(f"#{index}: envelope field {name} is {envelope.get(name)!r}")
         self.items.append(
             DataMessage(
                 index,
@@ -421,8 +432,6 @@ class AudioRecorder:
 
 
 def _sample_rate_from_url(url: str) -> int:
-    from urllib.parse import parse_qs, urlsplit
-
     values = parse_qs(urlsplit(url).query).get("sample_rate")
     if values:
         with contextlib.suppress(ValueError):
