@@ -27,6 +27,6 @@ AudioSource = AsyncIterator[AudioChunk]
 
 async def text_source(synthesizer: Synthesizer, text: str, voice: VoiceSettings) -> AudioSource:
     """Synthesise ``text`` piece by piece: the first clause alone, so the first audio comes early."""
-    for piece in split_for_streaming(text):
-        pcm = await synthesizer.synthesize(piece, voice)
+    for index, piece in enumerate(split_for_streaming(text)):
+        pcm = await synthesizer.synthesize(piece, voice, urgent=index == 0)
         yield AudioChunk(pcm, piece)

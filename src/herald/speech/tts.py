@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from herald.media.frames import Pcm
+from herald.speech.workers import NORMAL, URGENT, PriorityPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +45,22 @@ def apply_volume(pcm: Pcm, volume_percent: int) -> Pcm:
 
 
 class Synthesizer:
-    """Runs a ``TtsEngine`` on a small thread pool so inference never blocks the event loop."""
+    """Runs a ``TtsEngine`` on a small thread pool so inference never blocks the event loop.
+
+    ``urgent`` jobs (the first piece of an utterance: what a listener is waiting for) run before queued
+    look-ahead work. Cancelling the awaiting task withdraws a job that has not started yet.
+    """
 
     def __init__(self, engine: TtsEngine, *, workers: int = 2) -> None:
         self.engine = engine
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tts")
+        self._pool = PriorityPool(workers, name="tts")
 
-    async def synthesize(self, text: str, voice: VoiceSettings) -> Pcm:
-        loop = asyncio.get_running_loop()
-        pcm = await loop.run_in_executor(self._pool, self.engine.synthesize, text, voice)
-        return apply_volume(pcm, voice.volume_percent)
+    async def synthesize(self, text: str, voice: VoiceSettings, *, urgent: bool = False) -> Pcm:
+        job = functools.partial(self._run, text, voice)
+        return await asyncio.wrap_future(self._pool.submit(job, priority=URGENT if urgent else NORMAL))
+
+    def _run(self, text: str, voice: VoiceSettings) -> Pcm:
+        return apply_volume(self.engine.synthesize(text, voice), voice.volume_percent)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown()

@@ -1,0 +1,77 @@
+"""The synthesis pool: urgent work first, withdrawn work skipped, failures delivered to the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from herald.speech.workers import NORMAL, URGENT, PriorityPool
+
+
+def test_urgent_jobs_overtake_queued_normal_ones() -> None:
+    pool = PriorityPool(1)
+    gate = threading.Event()
+    order: list[str] = []
+    blocker = pool.submit(gate.wait)  # occupies the only worker
+    normal = [pool.submit(lambda n=n: order.append(f"normal-{n}"), priority=NORMAL) for n in range(3)]
+    urgent = pool.submit(lambda: order.append("urgent"), priority=URGENT)
+    gate.set()
+    for f in [blocker, *normal, urgent]:
+        f.result(timeout=5)
+    assert order == ["urgent", "normal-0", "normal-1", "normal-2"]
+    pool.shutdown()
+
+
+def test_a_cancelled_job_never_runs() -> None:
+    pool = PriorityPool(1)
+    gate = threading.Event()
+    ran: list[str] = []
+    pool.submit(gate.wait)
+    withdrawn = pool.submit(lambda: ran.append("withdrawn"))
+    kept = pool.submit(lambda: ran.append("kept"))
+    assert withdrawn.cancel()
+    gate.set()
+    kept.result(timeout=5)
+    assert ran == ["kept"]
+    pool.shutdown()
+
+
+def test_an_exception_reaches_the_caller_and_the_worker_survives() -> None:
+    pool = PriorityPool(1)
+
+    def boom() -> None:
+        raise ValueError("bad voice")
+
+    with pytest.raises(ValueError, match="bad voice"):
+        pool.submit(boom).result(timeout=5)
+    assert pool.submit(lambda: 42).result(timeout=5) == 42
+    pool.shutdown()
+
+
+async def test_cancelling_the_awaiting_task_withdraws_a_queued_job() -> None:
+    pool = PriorityPool(1)
+    gate = threading.Event()
+    ran: list[str] = []
+    pool.submit(gate.wait)
+    task = asyncio.ensure_future(asyncio.wrap_future(pool.submit(lambda: ran.append("late"))))
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.wrap_future(pool.submit(lambda: ran.append("after")))
+    assert ran == ["after"]
+    pool.shutdown()
+
+
+def test_shutdown_cancels_what_is_queued_and_refuses_more() -> None:
+    pool = PriorityPool(1)
+    gate = threading.Event()
+    pool.submit(gate.wait)
+    queued = pool.submit(lambda: None)
+    pool.shutdown()
+    assert queued.cancelled()
+    gate.set()
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)
