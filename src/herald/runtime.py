@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from herald.agents.manager import InstanceManager
 from herald.agents.registry import AgentRegistry
+from herald.agents.settings import validate_agent_config
 from herald.api.authn import Authenticator
 from herald.auth.keys import StaticKeyStore
 from herald.auth.nonces import NonceCache
 from herald.auth.tokens import CallTokens
 from herald.clock import Clock, SystemClock
-from herald.config import Settings, ensure_dev_key, ensure_token_secret
+from herald.config import ConfigError, Settings, ensure_dev_key, ensure_token_secret
+from herald.errors import InvalidParameter
 from herald.media.ticker import Ticker
 from herald.speech.tts import Synthesizer, TtsEngine
 from herald.store.db import create_schema, database_url_for_dir, open_database
@@ -58,6 +61,7 @@ class Runtime:
 
         if tts is None:
             tts = await asyncio.to_thread(_load_piper)
+        _check_agents(settings, tts.voice_ids)
         synthesizer = Synthesizer(tts, workers=settings.tts_workers)
         ticker = Ticker(clock)
         instances = InstanceManager(store, AgentRegistry(settings.agents), synthesizer, ticker, tokens, clock)
@@ -84,6 +88,15 @@ class Runtime:
                 await self._ticker_task
         self.synthesizer.close()
         await self.engine.dispose()
+
+
+def _check_agents(settings: Settings, voice_ids: Sequence[str]) -> None:
+    """A mistake in an agent's configured AgentConfig stops the start, not the first call that uses it."""
+    for agent in settings.agents:
+        try:
+            validate_agent_config(dict(agent.agent_config), voice_ids=voice_ids, parameter="AgentConfig")
+        except InvalidParameter as exc:
+            raise ConfigError(f"agent {agent.agent_id!r}: {exc.message}") from None
 
 
 def _load_piper() -> TtsEngine:

@@ -113,3 +113,19 @@ async def test_unsupported_sample_rate_is_refused(server, call, rate):
     refusal = await refused_upgrade(url)
     assert 400 <= refusal.status_code < 500, refusal
     assert_envelope(refusal, refusal.status_code, "InvalidParameter")
+
+
+async def test_the_token_may_come_in_an_authorization_header(server, call):
+    """Keeps the token out of URLs (and so out of proxy logs)."""
+    import websockets
+
+    url = server.audio_url(call.channel_id, call.token).split("?")[0]
+    headers = {"Authorization": f"Bearer {call.token}"}
+    async with websockets.connect(url, additional_headers=headers, proxy=None, open_timeout=10) as ws:
+        first = await asyncio.wait_for(ws.recv(), 5)
+        assert isinstance(first, str)
+        assert '"type":1001' in first
+    bad = {"Authorization": "Bearer not-a-token"}
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(url, additional_headers=bad, proxy=None, open_timeout=10)
+    assert refused.value.response.status_code == 401

@@ -33,13 +33,22 @@ def _sample_rate(websocket: WebSocket) -> int:
     return int(raw)
 
 
+def _token(websocket: WebSocket) -> str:
+    """The call token: ``Authorization: Bearer …`` (kept out of URLs and logs) or the ``token`` parameter."""
+    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    token = websocket.query_params.get("token")
+    if not token:
+        raise MissingParameter("token")
+    return token
+
+
 async def audio_socket(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     channel_id = websocket.path_params["channel_id"]
     try:
-        token = websocket.query_params.get("token")
-        if not token:
-            raise MissingParameter("token")
+        token = _token(websocket)
         sample_rate_hz = _sample_rate(websocket)
         grant = runtime.tokens.verify(token, channel_id=channel_id, now=runtime.clock.now())
         live, participant = await runtime.instances.join(channel_id, grant.user_id, sample_rate_hz)
