@@ -39,6 +39,9 @@ class Settings:
     agents: tuple[AgentDefinition, ...] = ()
     token_secret: bytes | None = None
     tts_workers: int = 2
+    tts_cache_mb: int = 64
+    fetch_allow: str = ""
+    """``HERALD_FETCH_ALLOW``: hosts, addresses and networks audio URLs may reach although private."""
     config_file: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -81,6 +84,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         agents=agents,
         token_secret=secret_hex.encode() if secret_hex else None,
         tts_workers=int(tts.get("workers", 2)),
+        tts_cache_mb=int(tts.get("cache_mb", 64)),
+        fetch_allow=env.get("HERALD_FETCH_ALLOW", ""),
         config_file=config_file if config_file.is_file() else None,
     )
 

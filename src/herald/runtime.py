@@ -6,23 +6,29 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from herald.agents.live import SpeechServices
 from herald.agents.manager import InstanceManager
 from herald.agents.registry import AgentRegistry
 from herald.agents.settings import validate_agent_config
 from herald.api.authn import Authenticator
+from herald.api.idempotency import Idempotency
 from herald.auth.keys import StaticKeyStore
 from herald.auth.nonces import NonceCache
 from herald.auth.tokens import CallTokens
 from herald.clock import Clock, SystemClock
 from herald.config import ConfigError, Settings, ensure_dev_key, ensure_token_secret
 from herald.errors import InvalidParameter
+from herald.media.netguard import AddressPolicy
 from herald.media.ticker import Ticker
+from herald.speech.cache import SynthesisCache
 from herald.speech.tts import Synthesizer, TtsEngine
 from herald.store.db import create_schema, database_url_for_dir, open_database
+from herald.store.dialogues import DialogueStore
+from herald.store.idempotency import IdempotencyStore
 from herald.store.instances import InstanceStore
 
 _log = logging.getLogger(__name__)
@@ -39,13 +45,19 @@ class Runtime:
     authenticator: Authenticator
     tokens: CallTokens
     keys: StaticKeyStore
-    _ticker_task: asyncio.Task[None] | None = None
+    idempotency: Idempotency
+    fetch_policy: AddressPolicy
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     async def start(
         cls, settings: Settings, *, clock: Clock | None = None, tts: TtsEngine | None = None
     ) -> Runtime:
         clock = clock or SystemClock()
+        try:
+            fetch_policy = AddressPolicy.from_setting(settings.fetch_allow)
+        except ValueError as exc:
+            raise ConfigError(f"HERALD_FETCH_ALLOW: {exc}") from None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         keys = list(settings.access_keys)
         if not keys:
@@ -60,11 +72,15 @@ class Runtime:
         store = InstanceStore(engine)
 
         if tts is None:
-            tts = await asyncio.to_thread(_load_piper)
+            tts = await asyncio.to_thread(_load_voices)
         _check_agents(settings, tts.voice_ids)
-        synthesizer = Synthesizer(tts, workers=settings.tts_workers)
+        cache = SynthesisCache(settings.tts_cache_mb * 1024 * 1024) if settings.tts_cache_mb else None
+        synthesizer = Synthesizer(tts, workers=settings.tts_workers, cache=cache)
         ticker = Ticker(clock)
-        instances = InstanceManager(store, AgentRegistry(settings.agents), synthesizer, ticker, tokens, clock)
+        speech = SpeechServices(synthesizer)
+        instances = InstanceManager(
+            store, DialogueStore(engine), AgentRegistry(settings.agents), speech, ticker, tokens, clock
+        )
         await instances.recover()
         runtime = cls(
             settings=settings,
@@ -76,16 +92,21 @@ class Runtime:
             authenticator=Authenticator(key_store, NonceCache(clock), clock),
             tokens=tokens,
             keys=key_store,
+            idempotency=Idempotency(IdempotencyStore(engine), clock),
+            fetch_policy=fetch_policy,
         )
-        runtime._ticker_task = asyncio.create_task(ticker.run(), name="ticker")
+        runtime._tasks = [
+            asyncio.create_task(ticker.run(), name="ticker"),
+            asyncio.create_task(instances.watch(), name="instance-watch"),
+        ]
         return runtime
 
     async def close(self) -> None:
         await self.instances.stop_all()
-        if self._ticker_task is not None:
-            self._ticker_task.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker_task
+                await task
         self.synthesizer.close()
         await self.engine.dispose()
 
@@ -99,12 +120,20 @@ def _check_agents(settings: Settings, voice_ids: Sequence[str]) -> None:
             raise ConfigError(f"agent {agent.agent_id!r}: {exc.message}") from None
 
 
-def _load_piper() -> TtsEngine:
+def _load_voices() -> TtsEngine:
+    """Piper (the default voice) and, when Debian's espeak-ng is installed, its many languages."""
+    from herald.speech.espeak_engine import EspeakEngine
     from herald.speech.piper_engine import PiperEngine
+    from herald.speech.voices import VoiceRouter
 
-    engine = PiperEngine.load()
-    engine.warm_up()
-    return engine
+    piper = PiperEngine.load()
+    piper.warm_up()
+    engines: dict[str, TtsEngine] = {"piper": piper}
+    try:
+        engines["espeak-ng"] = EspeakEngine.load()
+    except RuntimeError as exc:  # a missing optional engine costs its voices, not the server
+        _log.warning("espeak-ng voices are not available: %s", exc)
+    return VoiceRouter(engines)
 
 
 def _announce_dev_key(settings: Settings, key_id: str, secret: str, created: bool) -> None:

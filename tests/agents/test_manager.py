@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from herald.agents.manager import InstanceManager, NewInstance
-from herald.agents.registry import AgentDefinition, AgentRegistry
+from conftest import AGENTS
+from herald.agents.manager import NewInstance
+from herald.agents.requests import SpeechRequest
 from herald.agents.state import HangupRole
-from herald.auth.tokens import CallTokens
 from herald.errors import (
     AgentNotFound,
     ChannelNotFound,
@@ -19,42 +18,8 @@ from herald.errors import (
     InstanceNotFound,
     InvalidParameter,
 )
-from herald.media.ticker import Ticker
 from herald.speech.scheduler import ArrivalPolicy
-from herald.speech.tts import Synthesizer
-from herald.store.db import create_schema, open_database
-from herald.store.instances import InstanceStore
-from herald.testing.clock import VirtualClock
-from herald.testing.tts import ToneEngine
-
-
-class World:
-    def __init__(self, db_url: str) -> None:
-        self.clock = VirtualClock()
-        self.engine = open_database(db_url)
-        self.ticker = Ticker(self.clock)
-        self.synth = Synthesizer(ToneEngine(("tone", "tone-2")))
-        self.manager = InstanceManager(
-            InstanceStore(self.engine),
-            AgentRegistry([AgentDefinition("support", {"TtsConfig": {"SpeechRate": 1.2}, "Greeting": "Hi"})]),
-            self.synth,
-            self.ticker,
-            CallTokens(b"k" * 32),
-            self.clock,
-        )
-
-    async def close(self) -> None:
-        await self.manager.stop_all()
-        self.synth.close()
-        await self.engine.dispose()
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(f"sqlite:///{tmp_path / 'h.db'}")
-    await create_schema(w.engine)
-    yield w
-    await w.close()
+from herald.testing.world import World
 
 
 async def test_a_generated_call_goes_created_executing_finished(world: World) -> None:
@@ -80,7 +45,7 @@ async def test_a_generated_call_goes_created_executing_finished(world: World) ->
     assert (done.call_end_at - done.call_start_at).total_seconds() == pytest.approx(7, abs=0.01)  # type: ignore[operator]
     with pytest.raises(IncorrectInstanceStatus):
         await world.manager.speak(
-            "ak", record.instance_id, utterance_id="r", text="hi", policy=ArrivalPolicy.APPEND
+            "ak", record.instance_id, SpeechRequest("r", "hi", policy=ArrivalPolicy.APPEND)
         )
     with pytest.raises(ChannelNotFound):
         await world.manager.join(record.channel_id, call.user_id, 16_000)
@@ -93,7 +58,9 @@ async def test_another_keys_instances_are_invisible(world: World) -> None:
     with pytest.raises(InstanceNotFound):
         await world.manager.stop("someone-else", call.record.instance_id)
     assert (
-        await world.manager.list("someone-else", "default", start=None, end=None, page_number=1, page_size=10)
+        await world.manager.list_instances(
+            "someone-else", "default", start=None, end=None, page_number=1, page_size=10
+        )
         == []
     )
 
@@ -126,9 +93,7 @@ async def test_update_merges_validates_and_keeps_the_old_config_on_error(world: 
 async def test_live_instances_speak_into_their_room_on_each_tick(world: World) -> None:
     call = await world.manager.generate_call(NewInstance(owner="ak", agent_id="default"), expire_s=60)
     live, participant = await world.manager.join(call.record.channel_id, call.user_id, 48_000)
-    handle = await world.manager.speak(
-        "ak", call.record.instance_id, utterance_id="r1", text="one two", policy=ArrivalPolicy.INTERRUPT
-    )
+    handle = await world.manager.speak("ak", call.record.instance_id, SpeechRequest("r1", "one two"))
     loud = 0
     for _ in range(60):
         await asyncio.sleep(0.005)  # synthesis runs on a real worker thread (the tone engine is instant)
@@ -145,18 +110,19 @@ async def test_live_instances_speak_into_their_room_on_each_tick(world: World) -
 
 async def test_restart_finishes_what_was_live_and_keeps_it_listed(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'h.db'}"
-    first = World(url)
-    await create_schema(first.engine)
+    first = await World(url, AGENTS).open()
     record = await first.manager.start(NewInstance(owner="ak", agent_id="default", channel_id="c"))
     first.synth.close()
     await first.engine.dispose()  # the process dies: nothing is stopped cleanly
 
-    second = World(url)
+    second = World(url, AGENTS)
     assert await second.manager.recover() == 1
     recovered = await second.manager.get("ak", record.instance_id)
     assert recovered.status == "Finished"
     assert recovered.hangup_role == HangupRole.SYSTEM
     assert recovered.call_end_at is not None
-    listed = await second.manager.list("ak", "default", start=None, end=None, page_number=1, page_size=10)
+    listed = await second.manager.list_instances(
+        "ak", "default", start=None, end=None, page_number=1, page_size=10
+    )
     assert [r.instance_id for r in listed] == [record.instance_id]
     await second.close()

@@ -50,10 +50,16 @@ def envelope(response: httpx.Response) -> dict:
         ({"instance_id": "LIVE", "text": ""}, "InvalidParameter", 400, "Text"),
         ({"instance_id": "LIVE", "text": "Hello", "type": "Video"}, "InvalidParameter", 400, "Type"),
         (
-            {"instance_id": "LIVE", "text": "https://example.com/a.wav", "type": "AudioUrl"},
+            {"instance_id": "LIVE", "text": "ftp://example.com/a.wav", "type": "AudioUrl"},
             "InvalidParameter",
             400,
-            "support",
+            "Text",
+        ),
+        (
+            {"instance_id": "LIVE", "text": "http://10.1.2.3/a.wav", "type": "AudioUrl"},
+            "InvalidParameter",
+            400,
+            "private",
         ),
         ({"instance_id": UNKNOWN_INSTANCE, "text": "Hello"}, "InstanceNotFound", 404, None),
     ],
@@ -63,7 +69,8 @@ def envelope(response: httpx.Response) -> dict:
         "text-too-long",
         "text-empty",
         "type-video",
-        "type-audiourl",
+        "audiourl-scheme",
+        "audiourl-private-address",
         "unknown-instance",
     ],
 )

@@ -77,7 +77,7 @@ async def test_one_utterance_plays_every_frame_then_goes_quiet() -> None:
     outcome = await asyncio.wait_for(handle.wait(), 1)
     assert outcome.state is UtteranceState.FINISHED
     assert outcome.played_ms == 100
-    assert outcome.heard_text == "text of a"
+    assert outcome.heard_text == "piece 7.0 piece 7.1"
     kinds = [type(e) for e in h.events]
     assert kinds == [
         SpeakingStarted, PieceStarted, PieceEnded, PieceStarted, PieceEnded, UtteranceEnded, SpeakingStopped,
@@ -203,3 +203,46 @@ async def test_every_accepted_utterance_ends_exactly_once(policy: ArrivalPolicy)
     ended = [e.handle.utterance_id for e in h.of(UtteranceEnded)]  # type: ignore[union-attr]
     assert sorted(ended) == sorted(x.utterance_id for x in handles)
     assert all(x.done for x in handles)
+
+
+def worded_source(pieces: list[tuple[str, int]]) -> AsyncIterator[AudioChunk]:
+    async def gen() -> AsyncIterator[AudioChunk]:
+        for text, frames in pieces:
+            yield AudioChunk(np.full(frames * FRAME_SAMPLES, 1, dtype=np.int16), text)
+
+    return gen()
+
+
+async def test_an_interrupted_utterance_reports_what_was_heard_up_to_the_cut() -> None:
+    h = Harness()
+    handle = SpeechHandle("long", "Hello there. one two three four five six seven eight.")
+    h.scheduler.push(
+        handle, worded_source([("Hello there.", 5), ("one two three four five six seven eight.", 40)]),
+        ArrivalPolicy.APPEND,
+    )  # fmt: skip
+    await h.play(5 + 20)  # the first piece whole, then half of the second
+    h.scheduler.interrupt("client")
+    outcome = await handle.wait()
+    assert outcome.state is UtteranceState.INTERRUPTED
+    assert outcome.played_ms == 25 * 20
+    assert outcome.heard_text == "Hello there. one two three four"
+
+
+async def test_heard_text_of_text_without_spaces_is_cut_by_characters() -> None:
+    h = Harness()
+    handle = SpeechHandle("zh", "你好世界欢迎光临")
+    h.scheduler.push(handle, worded_source([("你好世界欢迎光临", 8)]), ArrivalPolicy.APPEND)
+    await h.play(4)
+    h.scheduler.interrupt("client")
+    assert (await handle.wait()).heard_text == "你好世界"
+
+
+async def test_a_protected_utterance_resists_the_users_voice_but_not_other_interrupts() -> None:
+    h = Harness()
+    handle = SpeechHandle("vip", "must be heard", protected=True)
+    h.scheduler.push(handle, constant_source(5, [10]), ArrivalPolicy.APPEND)
+    await h.play(2)
+    assert not h.scheduler.interrupt("user voice", by_voice=True)
+    assert h.levels(await h.play(2)) == [5, 5]
+    assert h.scheduler.interrupt("client request")
+    assert (await handle.wait()).state is UtteranceState.INTERRUPTED

@@ -7,6 +7,7 @@ and is the only place that creates or finishes an instance.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -14,8 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from herald import ids
-from herald.agents.live import LiveInstance
+from herald.agents.live import Expiry, LiveInstance, SpeechServices
 from herald.agents.registry import AgentRegistry
+from herald.agents.requests import DialogueType, SpeechKind, SpeechRequest
 from herald.agents.settings import AgentConfigModel, deep_merge, validate_agent_config
 from herald.agents.state import HangupRole, InstanceStatus, check_transition
 from herald.auth.tokens import CallTokens
@@ -23,11 +25,11 @@ from herald.clock import Clock
 from herald.errors import ChannelNotFound, IncorrectInstanceStatus, InstanceNotFound, InvalidParameter
 from herald.media.room import Participant
 from herald.media.ticker import Ticker
-from herald.speech.handle import SpeechHandle
+from herald.speech.handle import Outcome, SpeechHandle, UtteranceState
 from herald.speech.scheduler import ArrivalPolicy
-from herald.speech.tts import Synthesizer
+from herald.store.dialogues import DialogueStore, Order
 from herald.store.instances import InstanceStore
-from herald.store.records import InstanceRecord
+from herald.store.records import DialogueRecord, InstanceRecord
 
 _log = logging.getLogger(__name__)
 
@@ -59,25 +61,28 @@ class InstanceManager:
     def __init__(
         self,
         store: InstanceStore,
+        dialogues: DialogueStore,
         agents: AgentRegistry,
-        synthesizer: Synthesizer,
+        speech: SpeechServices,
         ticker: Ticker,
         tokens: CallTokens,
         clock: Clock,
     ) -> None:
         self._store = store
+        self._dialogues = dialogues
         self._agents = agents
-        self._synthesizer = synthesizer
+        self._speech = speech
         self._ticker = ticker
         self._tokens = tokens
         self._clock = clock
         self._live: dict[str, LiveInstance] = {}
         self._channels: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def voice_ids(self) -> Sequence[str]:
-        return self._synthesizer.engine.voice_ids
+        return self._speech.synthesizer.engine.voice_ids
 
     @property
     def live_count(self) -> int:
@@ -107,15 +112,17 @@ class InstanceManager:
             )
         agent_user_id = request.agent_user_id or ids.agent_user_id()
         now = self._clock.now()
+        instance_id = ids.instance_id()
         record = InstanceRecord(
-            instance_id=ids.instance_id(),
+            instance_id=instance_id,
             agent_id=agent.agent_id,
             owner=request.owner,
             status=InstanceStatus.CREATED.value,
             channel_id=channel_id,
             agent_user_id=agent_user_id,
             user_id=request.user_id,
-            session_id=request.session_id,
+            # Dialogues are listed by session: an instance started without one is its own session.
+            session_id=request.session_id or instance_id,
             user_data=request.user_data,
             agent_config=config,
             runtime_config={"ChannelId": channel_id, "AgentUserId": agent_user_id},
@@ -140,8 +147,10 @@ class InstanceManager:
             record.channel_id,
             record.agent_user_id,
             model,
-            self._synthesizer,
+            self._speech,
+            self._clock,
             default_voice_id=self.voice_ids[0],
+            on_ended=self._utterance_ended,
         )
         self._live[record.instance_id] = live
         self._channels[record.channel_id] = record.instance_id
@@ -155,7 +164,7 @@ class InstanceManager:
             raise InstanceNotFound(f"The instance {instance_id!r} does not exist.")
         return record
 
-    async def list(
+    async def list_instances(
         self,
         owner: str,
         agent_id: str,
@@ -201,25 +210,52 @@ class InstanceManager:
             await self._store.save(record)
             return record
 
-    async def speak(
-        self, owner: str, instance_id: str, *, utterance_id: str, text: str, policy: ArrivalPolicy
-    ) -> SpeechHandle:
+    async def speak(self, owner: str, instance_id: str, request: SpeechRequest) -> SpeechHandle:
         await self._get_running(owner, instance_id)
-        return self._live[instance_id].speak(utterance_id, text, policy)
+        live = self._live[instance_id]
+        if not live.accepting:
+            raise IncorrectInstanceStatus(
+                f"The instance {instance_id!r} is stopping; it takes no more speech."
+            )
+        return live.speak(request)
 
     async def stop(self, owner: str, instance_id: str, *, hangup_role: HangupRole = HangupRole.AGENT) -> None:
+        """Stop an instance. With ``GracefulShutdown`` the current utterance first ends (at most 10 s),
+        in the background: the call returns at once and the instance takes no more speech meanwhile."""
+        await self._get_running(owner, instance_id)
+        live = self._live[instance_id]
+        if not live.accepting:
+            return  # already stopping
+        if live.config.GracefulShutdown:
+            self._spawn(self._stop_gracefully(live, hangup_role), f"graceful-stop-{instance_id}")
+            live.accepting = False
+            return
+        await self._end(instance_id, hangup_role, "stopped")
+
+    async def _stop_gracefully(self, live: LiveInstance, hangup_role: HangupRole) -> None:
+        await live.finish_speaking()
+        await self._end(live.instance_id, hangup_role, "stopped")
+
+    async def _end(self, instance_id: str, hangup_role: HangupRole, why: str) -> None:
         async with self._lock(instance_id):
-            record = await self._get_running(owner, instance_id)
-            await self._finish(record, hangup_role)
+            record = await self._store.get(instance_id)
+            if record is None or record.status == InstanceStatus.FINISHED.value:
+                await self._drop_live(instance_id, why)
+                return
+            await self._finish(record, hangup_role, why)
 
     async def stop_all(self) -> None:
         """Finish every live instance (server shutdown)."""
         for instance_id in list(self._live):
             record = await self._store.get(instance_id)
             if record is not None and record.status != InstanceStatus.FINISHED:
-                await self._finish(record, HangupRole.SYSTEM)
+                await self._finish(record, HangupRole.SYSTEM, "the server is shutting down")
             else:
-                await self._drop_live(instance_id)
+                await self._drop_live(instance_id, "the server is shutting down")
+        for task in list(self._background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def recover(self) -> int:
         """After a restart: whatever was live when the server went down is over."""
@@ -247,10 +283,111 @@ class InstanceManager:
                 record.call_start_at = now
                 record.modified_at = now
                 await self._store.save(record)
+                self._greet(live)
         return live, participant
+
+    def _greet(self, live: LiveInstance) -> None:
+        """``Greeting``: said once, when the first user joins."""
+        greeting = live.config.Greeting
+        if greeting and greeting.strip() and live.accepting:
+            live.speak(
+                SpeechRequest(
+                    utterance_id=ids.request_id(),
+                    content=greeting,
+                    policy=ArrivalPolicy.APPEND,
+                    dialogue_type=DialogueType.GREETING,
+                )
+            )
 
     def leave(self, live: LiveInstance, participant: Participant) -> None:
         live.leave(participant)
+
+    async def list_dialogues(
+        self,
+        owner: str,
+        session_id: str,
+        *,
+        start_ms: int,
+        end_ms: int,
+        order: Order,
+        page_number: int,
+        page_size: int,
+        round_limit: int | None,
+    ) -> list[DialogueRecord]:
+        return await self._dialogues.list(
+            session_id=session_id,
+            owner=owner,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            order=order,
+            offset=(page_number - 1) * page_size,
+            limit=page_size,
+            round_limit=round_limit,
+        )
+
+    # ---- what happens on its own ----
+
+    async def watch(self, period_s: float = 1.0) -> None:
+        """End instances whose ``UserOnlineTimeout``, ``UserOfflineTimeout`` or ``MaxIdleTime`` ran out."""
+        deadline = self._clock.monotonic_ns()
+        while True:
+            deadline += int(period_s * 1e9)
+            await self._clock.sleep_until_ns(deadline)
+            for live in list(self._live.values()):
+                expiry = live.expiry() if live.accepting else None
+                if expiry is not None:
+                    await self._expire(live, expiry)
+
+    async def _expire(self, live: LiveInstance, expiry: Expiry) -> None:
+        live.accepting = False
+        try:
+            await self._end(live.instance_id, expiry.hangup_role, expiry.reason)
+        except Exception:  # one instance's failure to end must not stop the watch over the others
+            _log.exception("could not end instance %s", live.instance_id)
+
+    def _utterance_ended(self, live: LiveInstance, request: SpeechRequest, outcome: Outcome) -> None:
+        self._spawn(self._record_utterance(live, request, outcome), f"dialogue-{request.utterance_id}")
+        if request.end_call_after and outcome.state is UtteranceState.FINISHED:
+            live.accepting = False
+            self._spawn(self._end(live.instance_id, HangupRole.AGENT, "EndCallAfterSpoken"), "end-call")
+
+    async def _record_utterance(self, live: LiveInstance, request: SpeechRequest, outcome: Outcome) -> None:
+        record = await self._store.get(live.instance_id)
+        if record is None:
+            return
+        audio = request.kind is SpeechKind.AUDIO_URL
+        await self._dialogues.add(
+            DialogueRecord(
+                dialogue_id=request.utterance_id,
+                session_id=record.session_id or record.instance_id,
+                instance_id=record.instance_id,
+                owner=record.owner,
+                round_id=request.utterance_id,
+                producer="agent",
+                text=request.content if audio and outcome.played_ms else outcome.heard_text,
+                time_ms=int(self._clock.now().timestamp() * 1000),
+                source="call",
+                type=request.dialogue_type.value,
+                extend={
+                    "RequestId": request.utterance_id,
+                    "Kind": request.kind.value,
+                    "Outcome": outcome.state.value,
+                    "PlayedMs": outcome.played_ms,
+                    "Reason": outcome.reason,
+                    "Content": request.content,
+                },
+            )
+        )
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
     # ---- internals ----
 
@@ -265,7 +402,7 @@ class InstanceManager:
             )
         return record
 
-    async def _finish(self, record: InstanceRecord, hangup_role: HangupRole) -> None:
+    async def _finish(self, record: InstanceRecord, hangup_role: HangupRole, why: str) -> None:
         check_transition(record.instance_id, InstanceStatus(record.status), InstanceStatus.FINISHED)
         now = self._clock.now()
         record.status = InstanceStatus.FINISHED.value
@@ -273,14 +410,14 @@ class InstanceManager:
         record.hangup_role = int(hangup_role)
         record.modified_at = now
         await self._store.save(record)
-        await self._drop_live(record.instance_id)
-        _log.info("instance %s finished (hangup role %d)", record.instance_id, int(hangup_role))
+        await self._drop_live(record.instance_id, why)
+        _log.info("instance %s finished: %s (hangup role %d)", record.instance_id, why, int(hangup_role))
 
-    async def _drop_live(self, instance_id: str) -> None:
+    async def _drop_live(self, instance_id: str, why: str) -> None:
         live = self._live.pop(instance_id, None)
         self._locks.pop(instance_id, None)
         if live is None:
             return
         self._channels.pop(live.room.channel_id, None)
         self._ticker.remove(live)
-        await live.close()
+        await live.close(why)

@@ -84,3 +84,11 @@ def voice_settings(model: AgentConfigModel, *, default_voice_id: str) -> VoiceSe
         speech_rate=(tts.SpeechRate if tts and tts.SpeechRate is not None else 1.0),
         volume_percent=(model.Volume if model.Volume is not None else 100),
     )
+
+
+def pronunciation_rules(model: AgentConfigModel) -> list[tuple[str, str]]:
+    """``TtsConfig.PronunciationRules`` of type ``replacement``, as ``(word, pronunciation)`` pairs."""
+    tts = model.TtsConfig
+    if tts is None:
+        return []
+    return [(r.Word, r.Pronunciation) for r in tts.PronunciationRules if r.Type.lower() == "replacement"]

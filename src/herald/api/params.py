@@ -17,6 +17,10 @@ class Params:
     def __contains__(self, name: str) -> bool:
         return name in self._values
 
+    @property
+    def values(self) -> Mapping[str, str]:
+        return self._values
+
     def text(self, name: str, *, required: bool = False, max_len: int | None = None,
             allow_empty: bool = False) -> str | None:  # fmt: skip
         value = self._values.get(name)
@@ -56,6 +60,23 @@ class Params:
             raise InvalidParameter(name, f"must be an integer (got {value!r}).") from None
         if not minimum <= number <= maximum:
             raise InvalidParameter(name, f"must be between {minimum} and {maximum} (got {number}).")
+        return number
+
+    def integer_or_none(self, name: str, *, minimum: int, maximum: int) -> int | None:
+        if self._values.get(name) in (None, ""):
+            return None
+        return self.integer(name, 0, minimum=minimum, maximum=maximum)
+
+    def number(self, name: str, *, minimum: float, maximum: float) -> float | None:
+        value = self._values.get(name)
+        if value is None or value == "":
+            return None
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise InvalidParameter(name, f"must be a number (got {value!r}).") from None
+        if not minimum <= number <= maximum:  # also refuses nan
+            raise InvalidParameter(name, f"must be between {minimum} and {maximum} (got {value.strip()}).")
         return number
 
     def json_object(self, name: str) -> dict[str, Any] | None:

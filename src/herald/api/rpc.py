@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from herald import ids
-from herald.api.actions import ACTIONS, API_VERSION, ActionContext
+from herald.api.actions import ACTIONS
+from herald.api.context import API_VERSION, ActionContext
 from herald.api.envelope import error_response
 from herald.api.params import Params
 from herald.api.signing import SignedRequest
@@ -89,6 +90,13 @@ async def _handle(request: Request, request_id: str) -> dict[str, object]:
         what = f"action {action!r}" if handler is None else f"version {version!r} of {action}"
         raise ApiNotFound(f"The {what} is not supported; Herald speaks ICE API version {API_VERSION}.")
     params = Params({k: v for k, v in values.items() if k not in _SIGNATURE_PARAMS})
-    context = ActionContext(instances=runtime.instances, owner=key.access_key_id, request_id=request_id)
+    context = ActionContext(
+        instances=runtime.instances,
+        idempotency=runtime.idempotency,
+        owner=key.access_key_id,
+        request_id=request_id,
+        params=params,
+        fetch_policy=runtime.fetch_policy,
+    )
     _log.debug("request %s: %s by %s", request_id, action, key.access_key_id)
     return await handler(context, params)

@@ -19,6 +19,9 @@ class MessageType(enum.IntEnum):
     CUSTOM_MESSAGE = 1011
     SPEAKING_INTERRUPTED = 1016
     LLM_REPLY_COMPLETED = 1017
+    # Herald's extensions (ICE clients ignore types they do not know)
+    SPEECH_OUTCOME = 1900
+    """How a pushed utterance ended: ``{requestId, state, playedMs, heardText, reason}``."""
     # client → agent
     STOP_AGENT = 1100
     INTERRUPT_SPEAKING = 1101

@@ -61,7 +61,7 @@ class Outcome:
     state: UtteranceState
     played_ms: int
     heard_text: str
-    """The pieces of text whose audio began playing (whole text when finished)."""
+    """The captioned text whose audio was played (for a cut piece, the share its played time suggests)."""
     reason: str = ""
     """Why it failed, was dropped or was interrupted."""
 
@@ -72,10 +72,16 @@ class SpeechHandle:
 
     utterance_id: str
     text: str
+    protected: bool = False
+    """Whether the user's voice may not barge in on it (other interrupts still cut it)."""
     state: UtteranceState = UtteranceState.QUEUED
     played_frames: int = 0
-    pieces_started: list[str] = field(default_factory=list)
+    pieces_heard: list[str] = field(default_factory=list)
+    """Captioned pieces whose audio played to the end."""
     reason: str = ""
+    _piece: str | None = None
+    _piece_frames: int = 0
+    _piece_played: int = 0
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -95,11 +101,40 @@ class SpeechHandle:
         if target.is_final:
             self._done.set()
 
+    def piece_started(self, text: str, frames: int) -> None:
+        self._piece, self._piece_frames, self._piece_played = text, frames, 0
+
+    def frame_played(self) -> None:
+        self.played_frames += 1
+        self._piece_played += 1
+
+    def piece_ended(self) -> None:
+        if self._piece is not None:
+            self.pieces_heard.append(self._piece)
+        self._piece = None
+
+    def heard_text(self) -> str:
+        """What a listener heard: whole pieces, plus the share of a cut piece its played time suggests."""
+        heard = list(self.pieces_heard)
+        if self._piece is not None and self._piece_frames > 0:
+            partial = _leading_share(self._piece, self._piece_played / self._piece_frames)
+            if partial:
+                heard.append(partial)
+        return " ".join(heard)
+
     def outcome(self) -> Outcome:
-        heard = self.text if self.state is UtteranceState.FINISHED else " ".join(self.pieces_started)
-        return Outcome(self.state, self.played_ms, heard, self.reason)
+        return Outcome(self.state, self.played_ms, self.heard_text(), self.reason)
 
     async def wait(self) -> Outcome:
         """Wait for the utterance to end, however it ends."""
         await self._done.wait()
         return self.outcome()
+
+
+def _leading_share(text: str, fraction: float) -> str:
+    """The first ``fraction`` of ``text``, by words (by characters for text written without spaces)."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    words = text.split()
+    if len(words) > 1:
+        return " ".join(words[: round(len(words) * fraction)])
+    return text[: round(len(text) * fraction)]

@@ -46,6 +46,7 @@ class ArrivalPolicy(enum.Enum):
 class _PieceStart:
     sentence_id: int
     text: str
+    frames: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +107,23 @@ class SpeechScheduler:
         self._queue.append(utterance)
         self._start_producers()
 
-    def interrupt(self, by: str) -> bool:
-        """Cut whatever is playing and drop the queue. Returns whether anything was cut or dropped."""
+    def interrupt(self, by: str, *, by_voice: bool = False) -> bool:
+        """Cut whatever is playing and drop the queue. Returns whether anything was cut or dropped.
+
+        ``by_voice``: the user spoke over the agent; an utterance pushed as protected is not cut then.
+        """
+        current = self._current
+        if by_voice and current is not None and current.handle.protected:
+            return False
         had_work = self.busy
         self._cut_all(by=by)
         return had_work
+
+    def drop_queued(self, by: str) -> SpeechHandle | None:
+        """Drop everything waiting its turn; the current utterance goes on. Returns it, if any."""
+        while self._queue:
+            self._finish(self._queue.popleft(), UtteranceState.DROPPED, f"dropped: {by}")
+        return self._current.handle if self._current is not None else None
 
     async def close(self, reason: str = "the instance has stopped") -> None:
         """Stop for good: cut the current utterance, drop the queue, wait for producers to end."""
@@ -162,15 +175,16 @@ class SpeechScheduler:
             item = utterance.buffer.popleft()
             if isinstance(item, _PieceStart):
                 self._set_audible(True)  # announce speaking before the subtitle of what is said
-                handle.pieces_started.append(item.text)
+                handle.piece_started(item.text, item.frames)
                 self._emit(PieceStarted(handle, item.sentence_id, item.text))
             elif isinstance(item, _PieceEnd):
+                handle.piece_ended()
                 self._emit(PieceEnded(handle, item.sentence_id, item.text))
             else:
                 if handle.state is UtteranceState.QUEUED:
                     handle.move_to(UtteranceState.SPEAKING)
                 self._set_audible(True)
-                handle.played_frames += 1
+                handle.frame_played()
                 utterance.buffered_frames -= 1
                 if utterance.buffered_frames < self._lookahead_frames:
                     utterance.space.set()
@@ -228,7 +242,7 @@ class SpeechScheduler:
                 if len(rest):
                     frames.append(pad_frame(rest))
                 if chunk.caption:
-                    utterance.buffer.append(_PieceStart(sentence_id, chunk.caption))
+                    utterance.buffer.append(_PieceStart(sentence_id, chunk.caption, len(frames)))
                 utterance.buffer.extend(frames)
                 utterance.buffered_frames += len(frames)
                 if chunk.caption:
@@ -241,7 +255,7 @@ class SpeechScheduler:
             raise
         except Exception as exc:  # a broken source fails its utterance, never the instance
             _log.warning("utterance %s failed: %s", utterance.handle.utterance_id, exc, exc_info=True)
-            utterance.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            utterance.error = _describe(exc)
         finally:
             aclose = getattr(utterance.source, "aclose", None)
             if aclose is not None:
@@ -251,3 +265,11 @@ class SpeechScheduler:
             # Failed with nothing to play while waiting its turn: end it now, not when its turn comes.
             self._queue.remove(utterance)
             self._finish(utterance, UtteranceState.FAILED, utterance.error)
+
+
+def _describe(exc: Exception) -> str:
+    """A failure's reason for the caller: the error's own ``reason`` when it has one (fetch, decode)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -11,6 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from herald.media.frames import Pcm
+from herald.speech.cache import CacheKey, SynthesisCache
 from herald.speech.workers import NORMAL, URGENT, PriorityPool
 
 
@@ -48,19 +49,29 @@ class Synthesizer:
     """Runs a ``TtsEngine`` on a small thread pool so inference never blocks the event loop.
 
     ``urgent`` jobs (the first piece of an utterance: what a listener is waiting for) run before queued
-    look-ahead work. Cancelling the awaiting task withdraws a job that has not started yet.
+    look-ahead work. Cancelling the awaiting task withdraws a job that has not started yet. With a ``cache``,
+    a phrase synthesised before returns at once, without waiting for the pool.
     """
 
-    def __init__(self, engine: TtsEngine, *, workers: int = 2) -> None:
+    def __init__(self, engine: TtsEngine, *, workers: int = 2, cache: SynthesisCache | None = None) -> None:
         self.engine = engine
+        self.cache = cache
         self._pool = PriorityPool(workers, name="tts")
 
     async def synthesize(self, text: str, voice: VoiceSettings, *, urgent: bool = False) -> Pcm:
+        if self.cache is not None:
+            cached = self.cache.get(CacheKey.of(text, voice))
+            if cached is not None:
+                return apply_volume(cached, voice.volume_percent)
         job = functools.partial(self._run, text, voice)
         return await asyncio.wrap_future(self._pool.submit(job, priority=URGENT if urgent else NORMAL))
 
     def _run(self, text: str, voice: VoiceSettings) -> Pcm:
-        return apply_volume(self.engine.synthesize(text, voice), voice.volume_percent)
+        pcm = self.engine.synthesize(text, voice)
+        # Stored here, not by the awaiting task: a clip finished after its caller gave up is still kept.
+        if self.cache is not None:
+            self.cache.put(CacheKey.of(text, voice), pcm)
+        return apply_volume(pcm, voice.volume_percent)
 
     def close(self) -> None:
         self._pool.shutdown()

@@ -29,3 +29,32 @@ class InstanceRecord:
     call_start_at: datetime | None  # when the first user joined
     call_end_at: datetime | None
     hangup_role: int | None  # 0 agent, 1 user, 2 system
+
+
+@dataclass(slots=True)
+class DialogueRecord:
+    """One line of a conversation, as ``ListAIAgentDialogues`` shows it."""
+
+    dialogue_id: str
+    session_id: str
+    instance_id: str
+    owner: str
+    round_id: str
+    producer: str  # "agent" | "user"
+    text: str  # for the agent: what was actually heard
+    time_ms: int  # Unix time in milliseconds
+    source: str  # "call" | "chat"
+    type: str  # "speech" (pushed) | "greeting" | "normal"
+    extend: dict[str, Any]  # Herald's outcome details: RequestId, Outcome, PlayedMs, Reason, ...
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    """A request made with a ``ClientToken``, kept so a retry gets the first answer."""
+
+    owner: str
+    action: str
+    client_token: str
+    params_hash: str
+    response: dict[str, Any]
+    created_at: datetime

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -69,3 +69,35 @@ class InstanceRow(Base):
     call_start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     call_end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hangup_role: Mapped[int | None] = mapped_column(Integer)
+
+
+class DialogueRow(Base):
+    """One dialogue line; columns are named as the fields of ``DialogueRecord``."""
+
+    __tablename__ = "dialogues"
+    __table_args__ = (Index("ix_dialogues_session_time", "session_id", "time_ms"),)
+
+    dialogue_id: Mapped[str] = mapped_column(String, primary_key=True)
+    session_id: Mapped[str] = mapped_column(String)
+    instance_id: Mapped[str] = mapped_column(String)
+    owner: Mapped[str] = mapped_column(String)
+    round_id: Mapped[str] = mapped_column(String)
+    producer: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text)
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(16))
+    extend: Mapped[dict[str, Any]] = mapped_column(_JSONObject)
+
+
+class IdempotencyRow(Base):
+    """A ``ClientToken`` request and the answer it got."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String, primary_key=True)
+    action: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    params_hash: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(_JSONObject)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
