@@ -37,7 +37,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         create_app(settings),
         host=host,
         port=port,
-        ws="websockets",
+        ws="websockets-sansio",
         lifespan="on",
         log_level=args.log_level,
         access_log=False,

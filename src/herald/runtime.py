@@ -22,6 +22,8 @@ from herald.auth.tokens import CallTokens
 from herald.clock import Clock, SystemClock
 from herald.config import ConfigError, Settings, ensure_dev_key, ensure_token_secret
 from herald.errors import InvalidParameter
+from herald.media.decoder import DecoderPool
+from herald.media.fetch import SafeFetcher
 from herald.media.netguard import AddressPolicy
 from herald.media.ticker import Ticker
 from herald.speech.cache import SynthesisCache
@@ -47,6 +49,8 @@ class Runtime:
     keys: StaticKeyStore
     idempotency: Idempotency
     fetch_policy: AddressPolicy
+    fetcher: SafeFetcher
+    decoder: DecoderPool
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -77,7 +81,10 @@ class Runtime:
         cache = SynthesisCache(settings.tts_cache_mb * 1024 * 1024) if settings.tts_cache_mb else None
         synthesizer = Synthesizer(tts, workers=settings.tts_workers, cache=cache)
         ticker = Ticker(clock)
-        speech = SpeechServices(synthesizer)
+        fetcher = SafeFetcher(fetch_policy)
+        decoder = DecoderPool()
+        await decoder.start()
+        speech = SpeechServices(synthesizer, fetcher, decoder)
         instances = InstanceManager(
             store, DialogueStore(engine), AgentRegistry(settings.agents), speech, ticker, tokens, clock
         )
@@ -94,6 +101,8 @@ class Runtime:
             keys=key_store,
             idempotency=Idempotency(IdempotencyStore(engine), clock),
             fetch_policy=fetch_policy,
+            fetcher=fetcher,
+            decoder=decoder,
         )
         runtime._tasks = [
             asyncio.create_task(ticker.run(), name="ticker"),
@@ -108,6 +117,8 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.synthesizer.close()
+        await self.decoder.close()
+        await self.fetcher.aclose()
         await self.engine.dispose()
 
 

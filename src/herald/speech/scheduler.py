@@ -254,8 +254,15 @@ class SpeechScheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a broken source fails its utterance, never the instance
-            _log.warning("utterance %s failed: %s", utterance.handle.utterance_id, exc, exc_info=True)
             utterance.error = _describe(exc)
+            # A fetch or decode refusal is the input's fault and says why; anything else may be a bug.
+            expected = isinstance(getattr(exc, "reason", None), str)
+            _log.warning(
+                "utterance %s failed: %s",
+                utterance.handle.utterance_id,
+                utterance.error,
+                exc_info=not expected,
+            )
         finally:
             aclose = getattr(utterance.source, "aclose", None)
             if aclose is not None:
