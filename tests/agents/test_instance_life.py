@@ -41,7 +41,7 @@ async def test_the_greeting_is_said_once_when_the_first_user_joins(world: World)
     await play(world, 30)
     subtitles = messages(first, MessageType.AGENT_SUBTITLE)
     assert [s["text"] for s in subtitles if s["end"] is False] == ["Hi"]
-    records = await world.manager.list_dialogues(
+    records = await world.manager.dialogues.list(
         "ak", call.record.session_id or "", start_ms=0, end_ms=2**53, order="ASC",
         page_number=1, page_size=10, round_limit=None,
     )  # fmt: skip
@@ -59,7 +59,7 @@ async def test_every_pushed_speech_becomes_a_dialogue_record_with_its_outcome(wo
     assert (await first.wait()).state is UtteranceState.INTERRUPTED
     assert (await second.wait()).state is UtteranceState.FINISHED
     await asyncio.sleep(0.05)  # records are written in the background
-    records = await world.manager.list_dialogues(
+    records = await world.manager.dialogues.list(
         "ak", record.instance_id, start_ms=0, end_ms=2**53, order="ASC", page_number=1, page_size=10,
         round_limit=None,
     )  # fmt: skip
@@ -72,7 +72,7 @@ async def test_every_pushed_speech_becomes_a_dialogue_record_with_its_outcome(wo
     assert by_id["r2"].text == "six seven"
     assert by_id["r2"].extend["Outcome"] == "finished"
     # Another key sees nothing of it.
-    assert not await world.manager.list_dialogues(
+    assert not await world.manager.dialogues.list(
         "other", record.instance_id, start_ms=0, end_ms=2**53, order="ASC", page_number=1, page_size=10,
         round_limit=None,
     )  # fmt: skip

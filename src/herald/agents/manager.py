@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from herald import ids
+from herald.agents.dialogue_log import DialogueLog
 from herald.agents.live import Expiry, LiveInstance, SpeechServices
 from herald.agents.registry import AgentRegistry
-from herald.agents.requests import DialogueType, SpeechKind, SpeechRequest
+from herald.agents.requests import DialogueType, SpeechRequest
 from herald.agents.settings import AgentConfigModel, deep_merge, validate_agent_config
 from herald.agents.state import HangupRole, InstanceStatus, check_transition
 from herald.auth.tokens import CallTokens
@@ -27,9 +28,9 @@ from herald.media.room import Participant
 from herald.media.ticker import Ticker
 from herald.speech.handle import Outcome, SpeechHandle, UtteranceState
 from herald.speech.scheduler import ArrivalPolicy
-from herald.store.dialogues import DialogueStore, Order
+from herald.store.dialogues import DialogueStore
 from herald.store.instances import InstanceStore
-from herald.store.records import DialogueRecord, InstanceRecord
+from herald.store.records import InstanceRecord
 
 _log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class InstanceManager:
         clock: Clock,
     ) -> None:
         self._store = store
-        self._dialogues = dialogues
+        self._dialogue_log = DialogueLog(store, dialogues, clock)
         self._agents = agents
         self._speech = speech
         self._ticker = ticker
@@ -302,28 +303,10 @@ class InstanceManager:
     def leave(self, live: LiveInstance, participant: Participant) -> None:
         live.leave(participant)
 
-    async def list_dialogues(
-        self,
-        owner: str,
-        session_id: str,
-        *,
-        start_ms: int,
-        end_ms: int,
-        order: Order,
-        page_number: int,
-        page_size: int,
-        round_limit: int | None,
-    ) -> list[DialogueRecord]:
-        return await self._dialogues.list(
-            session_id=session_id,
-            owner=owner,
-            start_ms=start_ms,
-            end_ms=end_ms,
-            order=order,
-            offset=(page_number - 1) * page_size,
-            limit=page_size,
-            round_limit=round_limit,
-        )
+    @property
+    def dialogues(self) -> DialogueLog:
+        """What was said: ``ListAIAgentDialogues`` reads it."""
+        return self._dialogue_log
 
     # ---- what happens on its own ----
 
@@ -346,40 +329,13 @@ class InstanceManager:
             _log.exception("could not end instance %s", live.instance_id)
 
     def _utterance_ended(self, live: LiveInstance, request: SpeechRequest, outcome: Outcome) -> None:
-        self._spawn(self._record_utterance(live, request, outcome), f"dialogue-{request.utterance_id}")
+        record = self._dialogue_log.record(live.instance_id, request, outcome)
+        self._spawn(record, f"dialogue-{request.utterance_id}")
         if request.end_call_after and outcome.state is UtteranceState.FINISHED:
             live.accepting = False
             self._spawn(self._end(live.instance_id, HangupRole.AGENT, "EndCallAfterSpoken"), "end-call")
 
-    async def _record_utterance(self, live: LiveInstance, request: SpeechRequest, outcome: Outcome) -> None:
-        record = await self._store.get(live.instance_id)
-        if record is None:
-            return
-        audio = request.kind is SpeechKind.AUDIO_URL
-        await self._dialogues.add(
-            DialogueRecord(
-                dialogue_id=request.utterance_id,
-                session_id=record.session_id or record.instance_id,
-                instance_id=record.instance_id,
-                owner=record.owner,
-                round_id=request.utterance_id,
-                producer="agent",
-                text=request.content if audio and outcome.played_ms else outcome.heard_text,
-                time_ms=int(self._clock.now().timestamp() * 1000),
-                source="call",
-                type=request.dialogue_type.value,
-                extend={
-                    "RequestId": request.utterance_id,
-                    "Kind": request.kind.value,
-                    "Outcome": outcome.state.value,
-                    "PlayedMs": outcome.played_ms,
-                    "Reason": outcome.reason,
-                    "Content": request.content,
-                },
-            )
-        )
-
-    def _spawn(self, coro: Any, name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._task_done)

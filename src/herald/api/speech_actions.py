@@ -107,7 +107,7 @@ async def list_dialogues(ctx: ActionContext, p: Params) -> dict[str, Any]:
     if order not in ("ASC", "DESC"):
         raise InvalidParameter("Order", f"must be ASC or DESC (got {order!r}).")
     round_limit = p.integer_or_none("RoundLimit", minimum=1, maximum=1000)
-    records = await ctx.instances.list_dialogues(
+    records = await ctx.instances.dialogues.list(
         ctx.owner,
         session_id,
         start_ms=start_ms,
