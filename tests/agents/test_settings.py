@@ -53,3 +53,16 @@ def test_merge_is_key_by_key_for_objects_and_replaces_everything_else() -> None:
     merged = deep_merge(base, {"TtsConfig": {"SpeechRate": 1.5}, "Words": ["y"]})
     assert merged == {"TtsConfig": {"VoiceId": "a", "SpeechRate": 1.5}, "Words": ["y"], "Volume": 100}
     assert base["TtsConfig"] == {"VoiceId": "a", "SpeechRate": 1.0}  # the agent's defaults are untouched
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"TtsConfig": {"SpeechRate": 2.5}}, "must be between 0.5 and 2.0 (got 2.5)"),
+        ({"Volume": 401}, "must be between 0 and 400 (got 401)"),
+    ],
+)
+def test_range_errors_state_the_whole_range(config: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidParameter) as caught:
+        validate_agent_config(config, voice_ids=VOICES)
+    assert message in caught.value.message

@@ -151,7 +151,8 @@ async def test_volume_is_applied_after_the_cache() -> None:
     again = await synth.synthesize("hello there", VoiceSettings("tone", volume_percent=200))
 
     assert engine.calls == ["hello there"]
-    assert np.abs(loud).max() == 2 * np.abs(normal).max()
+    # Louder, through the soft limiter: the tone peaks at 10000; twice that, softened, stays under full scale.
+    assert 1.4 * np.abs(normal).max() < np.abs(loud).max() < 32767
     assert np.abs(quiet).max() == np.abs(normal).max() // 2
     assert np.array_equal(loud, again)
     # The cached clip itself stayed at the engine's level.

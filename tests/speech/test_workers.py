@@ -75,3 +75,18 @@ def test_shutdown_cancels_what_is_queued_and_refuses_more() -> None:
     gate.set()
     with pytest.raises(RuntimeError):
         pool.submit(lambda: None)
+
+
+def test_volume_above_100_is_louder_and_never_wraps_around() -> None:
+    import numpy as np
+
+    from herald.speech.tts import apply_volume
+
+    t = np.arange(4800) / 48_000
+    speech = (np.sin(2 * np.pi * 300 * t) * 30_000).astype(np.int16)  # near full scale, as engines make it
+    loud = apply_volume(speech, 400)
+    assert np.sqrt(np.mean(loud.astype(float) ** 2)) > np.sqrt(np.mean(speech.astype(float) ** 2))
+    assert np.all(np.sign(loud[np.abs(speech) > 1000]) == np.sign(speech[np.abs(speech) > 1000]))
+    assert np.abs(apply_volume(speech, 50)).max() == 15_000
+    assert np.array_equal(apply_volume(speech, 100), speech)
+    assert not apply_volume(speech, 0).any()

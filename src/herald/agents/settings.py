@@ -47,6 +47,15 @@ class AgentConfigModel(_Lenient):
     InterruptConfig: InterruptSection | None = None
 
 
+RANGES: dict[tuple[str, ...], tuple[float, float]] = {
+    ("TtsConfig", "SpeechRate"): (0.5, 2.0),
+    ("Volume",): (0, 400),
+}
+"""Ranges said in full when a value falls outside them (pydantic names only the bound it crossed)."""
+
+_OUT_OF_RANGE = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
+
+
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``override`` over ``base``: nested objects merge key by key, anything else is replaced."""
     merged = copy.deepcopy(base)
@@ -66,8 +75,14 @@ def validate_agent_config(
         model = AgentConfigModel.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        path = ".".join(str(part) for part in (parameter, *first["loc"]))
-        raise InvalidParameter(path, f"{first['msg']} (got {first.get('input')!r}).") from None
+        loc = tuple(str(part) for part in first["loc"])
+        path = ".".join((parameter, *loc))
+        bounds = RANGES.get(loc)
+        if bounds is not None and first["type"] in _OUT_OF_RANGE:
+            rule = f"must be between {bounds[0]} and {bounds[1]} (got {first.get('input')!r})."
+        else:
+            rule = f"{first['msg']} (got {first.get('input')!r})."
+        raise InvalidParameter(path, rule) from None
     voice_id = model.TtsConfig.VoiceId if model.TtsConfig else None
     if voice_id is not None and voice_id not in voice_ids:
         raise InvalidParameter(

@@ -38,11 +38,18 @@ class TtsEngine(Protocol):
 
 
 def apply_volume(pcm: Pcm, volume_percent: int) -> Pcm:
-    """Scale ``pcm`` by ``volume_percent`` (100 = unchanged), clipping at the int16 range."""
+    """Scale ``pcm`` by ``volume_percent`` (100 = unchanged).
+
+    Above 100 % the gain goes through a soft limiter (tanh), since speech from most engines already peaks
+    near full scale: loud stays loud without the harsh distortion of clipping.
+    """
     if volume_percent == 100:
         return pcm
-    scaled = pcm.astype(np.int32) * volume_percent // 100
-    return np.clip(scaled, -32768, 32767).astype(np.int16)
+    if volume_percent < 100:
+        return (pcm.astype(np.int32) * volume_percent // 100).astype(np.int16)
+    gain = volume_percent / 100
+    limited: Pcm = (np.tanh(pcm.astype(np.float32) * (gain / 32768.0)) * 32767.0).astype(np.int16)
+    return limited
 
 
 class Synthesizer:
