@@ -37,18 +37,27 @@ class TtsEngine(Protocol):
         ...
 
 
+_KNEE = 0.6
+"""Above this share of full scale, amplified samples are bent smoothly towards full scale."""
+
+
 def apply_volume(pcm: Pcm, volume_percent: int) -> Pcm:
     """Scale ``pcm`` by ``volume_percent`` (100 = unchanged).
 
-    Above 100 % the gain goes through a soft limiter (tanh), since speech from most engines already peaks
-    near full scale: loud stays loud without the harsh distortion of clipping.
+    Above 100 % the amplified signal passes a soft-knee limiter: linear up to 60 % of full scale, then
+    compressed smoothly towards it. Speech from most engines already peaks near full scale, so plain
+    gain would clip harshly; this keeps it louder without the distortion.
     """
     if volume_percent == 100:
         return pcm
     if volume_percent < 100:
         return (pcm.astype(np.int32) * volume_percent // 100).astype(np.int16)
-    gain = volume_percent / 100
-    limited: Pcm = (np.tanh(pcm.astype(np.float32) * (gain / 32768.0)) * 32767.0).astype(np.int16)
+    x = pcm.astype(np.float32) * (volume_percent / 100 / 32768.0)
+    magnitude = np.abs(x)
+    over = magnitude > _KNEE
+    bent = _KNEE + (1 - _KNEE) * np.tanh((magnitude[over] - _KNEE) / (1 - _KNEE))
+    x[over] = np.sign(x[over]) * bent
+    limited: Pcm = (x * 32767.0).astype(np.int16)
     return limited
 
 

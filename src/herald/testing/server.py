@@ -7,6 +7,8 @@
 Each server gets a free port on 127.0.0.1, its own temporary data directory and a fresh access-key pair
 (or, with ``access_key=None``, none: the server then generates its development key). ``stop()`` sends
 SIGTERM and asserts a clean exit; ``restart()`` starts again on the same port and data directory.
+``config`` is the text of a TOML config file (agents, more keys) the server is started with
+(``HERALD_CONFIG``); ``env`` adds environment (``HERALD_FETCH_ALLOW``, say).
 ``signed_request()`` builds a V3-signed raw request for tests that need control over the bytes sent.
 """
 
@@ -84,11 +86,20 @@ class HeraldServer:
         startup_timeout_s: float = 60.0,
         stop_timeout_s: float = 10.0,
         check_exit: bool = True,
+        config: str | None = None,
     ) -> None:
         self._owns_data_dir = data_dir is None
         self.data_dir = Path(tempfile.mkdtemp(prefix="herald-e2e-")) if data_dir is None else data_dir
         self._key = KeyPair.generate() if access_key == _AUTO else access_key
         self._extra_env = dict(env or {})
+        self.config_path: Path | None = None
+        """The TOML config file written from ``config`` (``None`` without one)."""
+        if config is not None:
+            fd, name = tempfile.mkstemp(prefix="herald-e2e-", suffix=".toml")
+            with os.fdopen(fd, "w") as f:
+                f.write(config)
+            self.config_path = Path(name)
+            self._extra_env.setdefault("HERALD_CONFIG", name)
         self._command = list(command or [sys.executable, "-m", "herald"])
         self.startup_timeout_s = startup_timeout_s
         self.stop_timeout_s = stop_timeout_s
@@ -229,6 +240,8 @@ class HeraldServer:
         if self._owns_data_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
         self._log_path.unlink(missing_ok=True)
+        if self.config_path is not None:
+            self.config_path.unlink(missing_ok=True)
 
     def __enter__(self) -> HeraldServer:
         try:
