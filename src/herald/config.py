@@ -40,6 +40,10 @@ class Settings:
     token_secret: bytes | None = None
     tts_workers: int = 2
     tts_cache_mb: int = 64
+    fetch: Mapping[str, Any] = field(default_factory=dict)
+    """``[fetch]`` of the config file: limits of audio-URL downloads (see ``FetchLimits``)."""
+    decode: Mapping[str, Any] = field(default_factory=dict)
+    """``[decode]`` of the config file: limits of audio decoding (see ``DecodeLimits``)."""
     fetch_allow: str = ""
     """``HERALD_FETCH_ALLOW``: hosts, addresses and networks audio URLs may reach although private."""
     config_file: Path | None = None
@@ -85,6 +89,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         token_secret=secret_hex.encode() if secret_hex else None,
         tts_workers=int(tts.get("workers", 2)),
         tts_cache_mb=int(tts.get("cache_mb", 64)),
+        fetch=dict(_table(doc, "fetch")),
+        decode=dict(_table(doc, "decode")),
         fetch_allow=env.get("HERALD_FETCH_ALLOW", ""),
         config_file=config_file if config_file.is_file() else None,
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,8 +23,8 @@ from herald.auth.tokens import CallTokens
 from herald.clock import Clock, SystemClock
 from herald.config import ConfigError, Settings, ensure_dev_key, ensure_token_secret
 from herald.errors import InvalidParameter
-from herald.media.decoder import DecoderPool
-from herald.media.fetch import SafeFetcher
+from herald.media.decoder import DecodeLimits, DecoderPool
+from herald.media.fetch import FetchLimits, SafeFetcher
 from herald.media.netguard import AddressPolicy
 from herald.media.ticker import Ticker
 from herald.speech.cache import SynthesisCache
@@ -81,8 +82,8 @@ class Runtime:
         cache = SynthesisCache(settings.tts_cache_mb * 1024 * 1024) if settings.tts_cache_mb else None
         synthesizer = Synthesizer(tts, workers=settings.tts_workers, cache=cache)
         ticker = Ticker(clock)
-        fetcher = SafeFetcher(fetch_policy)
-        decoder = DecoderPool()
+        fetcher = SafeFetcher(fetch_policy, _limits(FetchLimits, settings.fetch, "fetch"))
+        decoder = DecoderPool(_limits(DecodeLimits, settings.decode, "decode"))
         await decoder.start()
         speech = SpeechServices(synthesizer, fetcher, decoder)
         instances = InstanceManager(
@@ -120,6 +121,23 @@ class Runtime:
         await self.decoder.close()
         await self.fetcher.aclose()
         await self.engine.dispose()
+
+
+L = TypeVar("L", FetchLimits, DecodeLimits)
+
+
+def _limits(kind: type[L], table: Mapping[str, Any], name: str) -> L:
+    """A limits dataclass from a config table; an unknown key or a bad value is a ``ConfigError``."""
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"[{name}] has unknown keys {unknown}; known: {sorted(known)}.")
+    defaults: dict[str, Any] = {f.name: f.default for f in fields(kind)}
+    try:
+        values: dict[str, Any] = {k: type(defaults[k])(v) for k, v in table.items()}
+        return kind(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{name}]: {exc}") from None
 
 
 def _check_agents(settings: Settings, voice_ids: Sequence[str]) -> None:

@@ -109,3 +109,22 @@ def test_a_misconfigured_agent_stops_the_start_naming_the_agent_and_field(tmp_pa
     )
     with pytest.raises(ConfigError, match="unknown voice"):
         _check_agents(unknown_voice, ["en_US-joe-medium"])
+
+
+def test_fetch_and_decode_limits_come_from_the_config_file(tmp_path: Path) -> None:
+    from herald.media.decoder import DecodeLimits
+    from herald.media.fetch import FetchLimits
+    from herald.runtime import _limits
+
+    write(
+        tmp_path / "herald.toml",
+        "[fetch]\nread_timeout_s = 1.5\nmax_bytes = 1000\n[decode]\nmax_duration_s = 30\n",
+    )
+    settings = load_settings({"HERALD_DATA_DIR": str(tmp_path)})
+    fetch = _limits(FetchLimits, settings.fetch, "fetch")
+    assert (fetch.read_timeout_s, fetch.max_bytes, fetch.total_timeout_s) == (1.5, 1000, 120.0)
+    assert _limits(DecodeLimits, settings.decode, "decode").max_duration_s == 30.0
+    with pytest.raises(ConfigError, match="unknown keys"):
+        _limits(FetchLimits, {"read_timeout": 1}, "fetch")
+    with pytest.raises(ConfigError, match=r"\[decode\]"):
+        _limits(DecodeLimits, {"max_duration_s": "soon"}, "decode")

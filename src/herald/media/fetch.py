@@ -47,6 +47,13 @@ class FetchLimits:
     total_timeout_s: float = 120.0  # time spent waiting on the network, not on the consumer
     max_redirects: int = 5
 
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "connect_timeout_s", "read_timeout_s", "total_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive (got {getattr(self, name)})")
+        if self.max_redirects < 0:
+            raise ValueError(f"max_redirects must not be negative (got {self.max_redirects})")
+
 
 DEFAULT_LIMITS = FetchLimits()
 
