@@ -64,6 +64,8 @@ class LiveInstance:
     def __init__(
         self,
         instance_id: str,
+        owner: str,
+        session_id: str,
         channel_id: str,
         agent_user_id: str,
         config: AgentConfigModel,
@@ -74,6 +76,8 @@ class LiveInstance:
         on_ended: EndedCallback,
     ) -> None:
         self.instance_id = instance_id
+        self.owner = owner
+        self.session_id = session_id
         self.room = Room(channel_id, agent_user_id)
         self.scheduler = SpeechScheduler(self._on_speech_event)
         self._services = services

@@ -70,7 +70,7 @@ class InstanceManager:
         clock: Clock,
     ) -> None:
         self._store = store
-        self._dialogue_log = DialogueLog(store, dialogues, clock)
+        self._dialogue_log = DialogueLog(dialogues, clock)
         self._agents = agents
         self._speech = speech
         self._ticker = ticker
@@ -145,6 +145,8 @@ class InstanceManager:
     def _go_live(self, record: InstanceRecord, model: AgentConfigModel) -> None:
         live = LiveInstance(
             record.instance_id,
+            record.owner,
+            record.session_id or record.instance_id,
             record.channel_id,
             record.agent_user_id,
             model,
@@ -212,8 +214,11 @@ class InstanceManager:
             return record
 
     async def speak(self, owner: str, instance_id: str, request: SpeechRequest) -> SpeechHandle:
-        await self._get_running(owner, instance_id)
-        live = self._live[instance_id]
+        live = self._live.get(instance_id)
+        if live is None or live.owner != owner:
+            await self._get_running(owner, instance_id)  # raises the right error
+            live = self._live[instance_id]
+        # A live instance is known in memory: the hot path reads no database.
         if not live.accepting:
             raise IncorrectInstanceStatus(
                 f"The instance {instance_id!r} is stopping; it takes no more speech."
@@ -257,6 +262,7 @@ class InstanceManager:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._dialogue_log.close()
 
     async def recover(self) -> int:
         """After a restart: whatever was live when the server went down is over."""
@@ -329,8 +335,7 @@ class InstanceManager:
             _log.exception("could not end instance %s", live.instance_id)
 
     def _utterance_ended(self, live: LiveInstance, request: SpeechRequest, outcome: Outcome) -> None:
-        record = self._dialogue_log.record(live.instance_id, request, outcome)
-        self._spawn(record, f"dialogue-{request.utterance_id}")
+        self._dialogue_log.record(live.owner, live.session_id, live.instance_id, request, outcome)
         if request.end_call_after and outcome.state is UtteranceState.FINISHED:
             live.accepting = False
             self._spawn(self._end(live.instance_id, HangupRole.AGENT, "EndCallAfterSpoken"), "end-call")

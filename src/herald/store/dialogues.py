@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import asdict, fields
 from typing import Literal
 
@@ -20,8 +21,12 @@ class DialogueStore:
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def add(self, record: DialogueRecord) -> None:
+        await self.add_all([record])
+
+    async def add_all(self, records: Sequence[DialogueRecord]) -> None:
+        """Insert ``records`` in one transaction."""
         async with self._sessions.begin() as session:
-            session.add(DialogueRow(**asdict(record)))
+            session.add_all([DialogueRow(**asdict(record)) for record in records])
 
     async def list(
         self,
