@@ -1,9 +1,10 @@
 """A call's room: the people listening to one agent, each with a small bounded queue.
 
-The pacer hands the room one canonical frame per tick; the room converts it once per sample rate in use and
-offers it to every participant. A participant's queue holds at most ``max_queued_frames`` of audio: a slow
-reader loses its oldest audio rather than building up delay, and never slows anyone else. Messages are
-never dropped and keep their place in the stream relative to audio.
+The pacer hands the room one canonical frame per tick; the room converts it once per sample rate in use
+(``Decimator``: every client rate divides 48 kHz) and offers it to every participant. A participant's
+queue holds at most ``max_queued_frames`` of audio: a slow reader loses its oldest audio rather than
+building up delay, and never slows anyone else. Messages are never dropped and keep their place in the
+stream relative to audio.
 """
 
 from __future__ import annotations
@@ -13,11 +14,9 @@ import itertools
 from collections import deque
 from typing import Any
 
-import numpy as np
-
-from herald.media.frames import FRAME_MS, SAMPLE_RATE_HZ, Pcm
+from herald.media.decimate import Decimator
+from herald.media.frames import FRAME_SAMPLES, SAMPLE_RATE_HZ, Pcm
 from herald.media.messages import encode
-from herald.media.resample import Resampler
 
 _participant_ids = itertools.count(1)
 
@@ -72,33 +71,6 @@ class Participant:
                 return
 
 
-class _RateStream:
-    """Canonical frames converted to one client rate, re-cut so every frame is exactly 20 ms.
-
-    The resampler's filter delays its output by a few samples; the first frame is padded with that much
-    silence at its start, after which every frame in is exactly one frame out.
-    """
-
-    def __init__(self, rate_hz: int) -> None:
-        self._resampler = Resampler(SAMPLE_RATE_HZ, rate_hz)
-        self._frame_samples = rate_hz * FRAME_MS // 1000
-        self._pending = np.zeros(0, dtype=np.int16)
-        self._primed = False
-
-    def convert(self, frame: Pcm) -> bytes:
-        pcm = self._resampler.push(frame)
-        if len(self._pending):
-            pcm = np.concatenate([self._pending, pcm])
-        if not self._primed:
-            self._primed = True
-            if len(pcm) < self._frame_samples:
-                pcm = np.concatenate([np.zeros(self._frame_samples - len(pcm), dtype=np.int16), pcm])
-        out, self._pending = pcm[: self._frame_samples], pcm[self._frame_samples :]
-        if len(out) < self._frame_samples:  # never after priming; a guard against a short push
-            out = np.concatenate([out, np.zeros(self._frame_samples - len(out), dtype=np.int16)])
-        return out.tobytes()
-
-
 class Room:
     """Everyone in one call, as far as the agent's audio and messages are concerned."""
 
@@ -107,7 +79,7 @@ class Room:
         self.agent_user_id = agent_user_id
         self._max_queued_frames = max_queued_frames
         self._participants: dict[int, Participant] = {}
-        self._streams: dict[int, _RateStream] = {}
+        self._decimators: dict[int, Decimator] = {}
         self._seq_ids = itertools.count(1)
 
     @property
@@ -117,15 +89,15 @@ class Room:
     def join(self, user_id: str, sample_rate_hz: int) -> Participant:
         participant = Participant(user_id, sample_rate_hz, self._max_queued_frames)
         self._participants[participant.participant_id] = participant
-        if sample_rate_hz != SAMPLE_RATE_HZ and sample_rate_hz not in self._streams:
-            self._streams[sample_rate_hz] = _RateStream(sample_rate_hz)
+        if sample_rate_hz != SAMPLE_RATE_HZ and sample_rate_hz not in self._decimators:
+            self._decimators[sample_rate_hz] = Decimator(SAMPLE_RATE_HZ // sample_rate_hz, FRAME_SAMPLES)
         return participant
 
     def leave(self, participant: Participant) -> None:
         self._participants.pop(participant.participant_id, None)
         participant.close()
         if all(p.sample_rate_hz != participant.sample_rate_hz for p in self._participants.values()):
-            self._streams.pop(participant.sample_rate_hz, None)
+            self._decimators.pop(participant.sample_rate_hz, None)
 
     def close(self) -> None:
         for participant in list(self._participants.values()):
@@ -136,8 +108,8 @@ class Room:
         if not self._participants:
             return
         by_rate: dict[int, bytes] = {SAMPLE_RATE_HZ: frame.tobytes()}
-        for rate, stream in self._streams.items():
-            by_rate[rate] = stream.convert(frame)
+        for rate, decimator in self._decimators.items():
+            by_rate[rate] = decimator.push(frame).tobytes()
         for participant in self._participants.values():
             participant.offer_audio(by_rate[participant.sample_rate_hz])
 
