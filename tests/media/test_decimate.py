@@ -54,9 +54,9 @@ def test_silence_after_silence_is_silence_and_a_tail_is_not_lost() -> None:
 
 
 def test_bad_shapes_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least 2"):
         Decimator(1, FRAME_SAMPLES)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="do not divide"):
         Decimator(7, FRAME_SAMPLES)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="expected a frame"):
         Decimator(3, FRAME_SAMPLES).push(np.zeros(100, dtype=np.int16))
