@@ -41,6 +41,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",
+        # Audio does not compress: deflating every 20 ms frame cost CPU for nothing.
+        ws_per_message_deflate=False,
         lifespan="on",
         log_level=args.log_level,
         access_log=False,

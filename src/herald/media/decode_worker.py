@@ -16,6 +16,7 @@ with the first few kilobytes and no input is kept. An MP4/M4A whose index (``moo
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -382,6 +383,8 @@ def main() -> None:
     logging.getLogger("libav").addHandler(logging.NullHandler())
     logging.getLogger("libav").propagate = False
     _set_limits(limits)
+    with contextlib.suppress(OSError):
+        os.nice(10)  # decoding may run late on a busy machine; the server's 20 ms pacer must not
     try:
         out.send(MSG_READY)
         try:

@@ -61,6 +61,9 @@ def apply_volume(pcm: Pcm, volume_percent: int) -> Pcm:
     return limited
 
 
+TTS_NICENESS = 10
+
+
 class Synthesizer:
     """Runs a ``TtsEngine`` on a small thread pool so inference never blocks the event loop.
 
@@ -72,7 +75,8 @@ class Synthesizer:
     def __init__(self, engine: TtsEngine, *, workers: int = 2, cache: SynthesisCache | None = None) -> None:
         self.engine = engine
         self.cache = cache
-        self._pool = PriorityPool(workers, name="tts")
+        # Below the event loop's priority: on a busy machine synthesis may run late, the 20 ms pacer must not.
+        self._pool = PriorityPool(workers, name="tts", niceness=TTS_NICENESS)
 
     async def synthesize(self, text: str, voice: VoiceSettings, *, urgent: bool = False) -> Pcm:
         if self.cache is not None:

@@ -8,8 +8,10 @@ A job whose caller has given up (its future was cancelled) before it started is 
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -22,9 +24,11 @@ NORMAL = 1
 
 
 class PriorityPool:
-    def __init__(self, workers: int, *, name: str = "worker") -> None:
+    def __init__(self, workers: int, *, name: str = "worker", niceness: int = 0) -> None:
+        """``niceness`` > 0 runs the workers at a lower CPU priority than the rest of the process (Linux)."""
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
+        self._niceness = niceness
         self._jobs: list[tuple[int, int, Future[Any], Callable[[], Any]]] = []
         self._order = itertools.count()
         self._ready = threading.Condition()
@@ -59,6 +63,9 @@ class PriorityPool:
             self._ready.notify_all()
 
     def _work(self) -> None:
+        if self._niceness:
+            with contextlib.suppress(OSError, AttributeError):  # not everywhere: then at normal priority
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._niceness)
         while True:
             with self._ready:
                 while not self._jobs and not self._closed:
