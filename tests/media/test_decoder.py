@@ -124,11 +124,12 @@ async def test_wav_of_any_rate_and_channel_count(pool: DecoderPool, rate_hz: int
     assert 0.45 * 32767 < np.abs(pcm).max() < 0.55 * 32767
 
 
-async def test_chunks_are_100_ms(pool: DecoderPool) -> None:
+async def test_the_first_chunk_is_one_frame_then_chunks_are_100_ms(pool: DecoderPool) -> None:
     chunks = [pcm async for pcm in pool.decode(Input(audio_files.sine_wav(1.05)).chunks())]
 
-    assert [len(c) for c in chunks[:-1]] == [decode_worker.CHUNK_SAMPLES] * 10
-    assert len(chunks[-1]) == round(0.05 * SAMPLE_RATE_HZ)
+    frame = SAMPLE_RATE_HZ // 50  # playback can start after 20 ms of audio is decoded
+    assert [len(c) for c in chunks[:-1]] == [frame] + [decode_worker.CHUNK_SAMPLES] * 10
+    assert len(chunks[-1]) == round(0.05 * SAMPLE_RATE_HZ) - frame
 
 
 @pytest.mark.parametrize("fmt", [None, "mp3", "m4a-faststart"])
@@ -328,7 +329,7 @@ async def test_wall_clock_does_not_count_the_consumer_s_time() -> None:
             chunks += 1
             await asyncio.sleep(0.1)  # playing it, say: ten of these outlast the budget
 
-    assert chunks == 10
+    assert chunks == 11  # a first 20 ms chunk, then ten of 100 ms (the last one shorter)
 
 
 async def test_memory_limit() -> None:

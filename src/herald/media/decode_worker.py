@@ -46,6 +46,7 @@ MAX_PAYLOAD_BYTES: Final = 64 * 1024
 OUTPUT_RATE_HZ: Final = 48_000  # herald.media.frames.SAMPLE_RATE_HZ; not imported, it would pull in numpy
 CHUNK_SAMPLES: Final = OUTPUT_RATE_HZ // 10
 CHUNK_BYTES: Final = CHUNK_SAMPLES * 2
+FIRST_CHUNK_BYTES: Final = OUTPUT_RATE_HZ // 50 * 2
 
 TEST_HOOK_ENV: Final = "HERALD_DECODE_WORKER_TEST_HOOK"
 """Tests only: ``abort``, ``spin`` or ``hang`` when the first input bytes arrive."""
@@ -364,11 +365,15 @@ def _set_limits(limits: WorkerLimits) -> None:
 
 def _job(out: Messenger, limits: WorkerLimits) -> None:
     pending = bytearray()
+    # The first chunk is one 20 ms frame, so playback can start as soon as anything is decoded; later
+    # chunks are 100 ms, fewer messages for the same audio.
+    size = FIRST_CHUNK_BYTES
     for pcm in decode(open_input(0), limits):
         pending += pcm
-        while len(pending) >= CHUNK_BYTES:
-            out.send(MSG_PCM, pending[:CHUNK_BYTES])
-            del pending[:CHUNK_BYTES]
+        while len(pending) >= size:
+            out.send(MSG_PCM, pending[:size])
+            del pending[:size]
+            size = CHUNK_BYTES
     if pending:
         out.send(MSG_PCM, pending)
 
