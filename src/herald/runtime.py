@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import importlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -83,6 +85,8 @@ class Runtime:
         synthesizer = Synthesizer(tts, workers=settings.tts_workers, cache=cache)
         ticker = Ticker(clock)
         fetcher = SafeFetcher(fetch_policy, _limits(FetchLimits, settings.fetch, "fetch"))
+        # httpcore imports its network backend on the first connection: do it now, not on a listener's time.
+        importlib.import_module("httpcore._backends.anyio")
         decoder = DecoderPool(_limits(DecodeLimits, settings.decode, "decode"))
         await decoder.start()
         speech = SpeechServices(synthesizer, fetcher, decoder)
@@ -105,6 +109,10 @@ class Runtime:
             fetcher=fetcher,
             decoder=decoder,
         )
+        # Everything made so far lives as long as the process: keep it out of the cyclic collector's scans,
+        # whose full passes otherwise pause the pacer for tens of milliseconds.
+        gc.collect()
+        gc.freeze()
         runtime._tasks = [
             asyncio.create_task(ticker.run(), name="ticker"),
             asyncio.create_task(instances.watch(), name="instance-watch"),

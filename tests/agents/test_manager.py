@@ -126,3 +126,13 @@ async def test_restart_finishes_what_was_live_and_keeps_it_listed(tmp_path: Path
     )
     assert [r.instance_id for r in listed] == [record.instance_id]
     await second.close()
+
+
+async def test_a_burst_of_joins_does_not_trip_over_the_database_lock(world: World) -> None:
+    calls = [
+        await world.manager.generate_call(NewInstance(owner="ak", agent_id="default"), expire_s=60)
+        for _ in range(60)
+    ]
+    await asyncio.gather(*(world.manager.join(c.record.channel_id, c.user_id, 16_000) for c in calls))
+    statuses = {(await world.manager.get("ak", c.record.instance_id)).status for c in calls}
+    assert statuses == {"Executing"}

@@ -45,7 +45,18 @@ def test_rest_is_grouped_in_whole_sentences() -> None:
     assert pieces[0] == "Hi."
     assert all(len(piece) <= 120 for piece in pieces[1:])
     assert all(piece.endswith("clause.") for piece in pieces[1:])
-    assert len(pieces) == 1 + 5  # two sentences (97 chars) fit in 120, three do not
+    # The second piece ramps up (at most 90 chars: one 48-char sentence); then two (97 chars) fit in 120.
+    assert len(pieces[1]) == len(sentences[0])
+    assert len(pieces) == 1 + 1 + 5  # 1 + 2 + 2 + 2 + 2 + 1 sentences
+
+
+def test_pieces_grow_so_each_is_made_while_the_one_before_plays() -> None:
+    text = "Hi. " + " ".join(f"Sentence {n} is here." for n in range(60))
+    lengths = [len(piece) for piece in split_for_streaming(text)]
+    assert lengths[1] <= 90
+    assert lengths[2] <= 160
+    assert max(lengths) <= 240
+    assert lengths[1] < lengths[2] < lengths[3]
 
 
 @pytest.mark.parametrize(

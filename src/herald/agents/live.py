@@ -240,7 +240,9 @@ class LiveInstance:
                 "reason": outcome.reason,
             },
         )
-        _log.info(
+        # Dropped utterances can come by the thousand (drop-if-busy): they are not worth a line each.
+        _log.log(
+            logging.DEBUG if outcome.state is UtteranceState.DROPPED else logging.INFO,
             "utterance %s of instance %s %s after %d ms%s",
             handle.utterance_id,
             self.instance_id,

@@ -77,6 +77,8 @@ class InstanceManager:
         self._tokens = tokens
         self._clock = clock
         self._live: dict[str, LiveInstance] = {}
+        self._records: dict[str, InstanceRecord] = {}
+        """The records of live instances, kept in step with the database: reads of them need no query."""
         self._channels: dict[str, str] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
@@ -156,13 +158,14 @@ class InstanceManager:
             on_ended=self._utterance_ended,
         )
         self._live[record.instance_id] = live
+        self._records[record.instance_id] = record
         self._channels[record.channel_id] = record.instance_id
         self._ticker.add(live)
 
     # ---- reading ----
 
     async def get(self, owner: str, instance_id: str) -> InstanceRecord:
-        record = await self._store.get(instance_id)
+        record = await self._record(instance_id)
         if record is None or record.owner != owner:
             raise InstanceNotFound(f"The instance {instance_id!r} does not exist.")
         return record
@@ -244,7 +247,7 @@ class InstanceManager:
 
     async def _end(self, instance_id: str, hangup_role: HangupRole, why: str) -> None:
         async with self._lock(instance_id):
-            record = await self._store.get(instance_id)
+            record = await self._record(instance_id)
             if record is None or record.status == InstanceStatus.FINISHED.value:
                 await self._drop_live(instance_id, why)
                 return
@@ -253,7 +256,7 @@ class InstanceManager:
     async def stop_all(self) -> None:
         """Finish every live instance (server shutdown)."""
         for instance_id in list(self._live):
-            record = await self._store.get(instance_id)
+            record = await self._record(instance_id)
             if record is not None and record.status != InstanceStatus.FINISHED:
                 await self._finish(record, HangupRole.SYSTEM, "the server is shutting down")
             else:
@@ -282,7 +285,7 @@ class InstanceManager:
         live = self._live[instance_id]
         participant = live.join(user_id, sample_rate_hz)
         async with self._lock(instance_id):
-            record = await self._store.get(instance_id)
+            record = await self._record(instance_id)
             if record is not None and record.status == InstanceStatus.CREATED.value:
                 check_transition(instance_id, InstanceStatus.CREATED, InstanceStatus.EXECUTING)
                 now = self._clock.now()
@@ -352,6 +355,10 @@ class InstanceManager:
 
     # ---- internals ----
 
+    async def _record(self, instance_id: str) -> InstanceRecord | None:
+        record = self._records.get(instance_id)
+        return record if record is not None else await self._store.get(instance_id)
+
     def _lock(self, instance_id: str) -> asyncio.Lock:
         return self._locks.setdefault(instance_id, asyncio.Lock())
 
@@ -375,6 +382,7 @@ class InstanceManager:
         _log.info("instance %s finished: %s (hangup role %d)", record.instance_id, why, int(hangup_role))
 
     async def _drop_live(self, instance_id: str, why: str) -> None:
+        self._records.pop(instance_id, None)
         live = self._live.pop(instance_id, None)
         self._locks.pop(instance_id, None)
         if live is None:

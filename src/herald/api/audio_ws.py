@@ -14,7 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from herald import ids
 from herald.api.envelope import error_response
-from herald.errors import HeraldError, InvalidParameter, MissingParameter
+from herald.errors import HeraldError, InternalError, InvalidParameter, MissingParameter
 from herald.media.frames import CLIENT_SAMPLE_RATES_HZ
 from herald.runtime import Runtime
 
@@ -54,6 +54,12 @@ async def audio_socket(websocket: WebSocket) -> None:
         live, participant = await runtime.instances.join(channel_id, grant.user_id, sample_rate_hz)
     except HeraldError as exc:
         await websocket.send_denial_response(error_response(exc, ids.request_id()))
+        return
+    except Exception:
+        request_id = ids.request_id()
+        _log.exception("joining channel %s failed (request %s)", channel_id, request_id)
+        error = InternalError("An internal error occurred; it has been logged.")
+        await websocket.send_denial_response(error_response(error, request_id))
         return
 
     await websocket.accept()

@@ -25,6 +25,10 @@ _WORD: Final = re.compile(r"\w")
 _Span = tuple[int, int]
 
 
+RAMP = (90, 160, 240)
+"""Length limits of the pieces after the first clause, then ``chunk_max_chars`` for the rest."""
+
+
 def split_for_streaming(text: str, *, first_max_chars: int = 60, chunk_max_chars: int = 240) -> list[str]:
     """Split ``text`` into pieces to synthesise one after another.
 
@@ -104,10 +108,16 @@ def _atoms(norm: str, span: _Span, clause_ends: list[int], limit: int) -> list[_
 
 
 def _pack(atoms: list[_Span], limit: int) -> list[_Span]:
-    """Group consecutive atoms greedily into spans no longer than ``limit``."""
+    """Group consecutive atoms greedily into spans, the first ones shorter, none longer than ``limit``.
+
+    Piece sizes ramp up (``RAMP``): a piece is synthesised while the one before it plays, so each must take
+    less time to make than its predecessor takes to say. A short first clause followed by a 240-character
+    chunk would leave a gap of silence on a busy engine.
+    """
     packed: list[_Span] = []
     for start, end in atoms:
-        if packed and end - packed[-1][0] <= limit:
+        current = min(RAMP[min(len(packed) - 1, len(RAMP) - 1)], limit) if packed else limit
+        if packed and end - packed[-1][0] <= current:
             packed[-1] = (packed[-1][0], end)
         else:
             packed.append((start, end))

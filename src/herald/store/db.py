@@ -55,9 +55,14 @@ def to_async_url(url: str) -> URL:
 def open_database(url: str) -> AsyncEngine:
     """Create the engine for ``url``; the caller disposes it."""
     async_url = to_async_url(url)
-    engine = create_async_engine(async_url)
-    if async_url.get_backend_name() == "sqlite":
-        event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
+    if async_url.get_backend_name() != "sqlite":
+        return create_async_engine(async_url, pool_pre_ping=True)
+    # SQLite takes one writer at a time. One connection shared in turn serialises Herald's writes in the
+    # process instead of letting them collide on the file lock ("database is locked" under a burst of joins).
+    in_memory = async_url.database in (None, "", ":memory:")  # already one connection (StaticPool)
+    pool: dict[str, int] = {} if in_memory else {"pool_size": 1, "max_overflow": 0, "pool_timeout": 60}
+    engine = create_async_engine(async_url, **pool)
+    event.listen(engine.sync_engine, "connect", _set_sqlite_pragmas)
     return engine
 
 

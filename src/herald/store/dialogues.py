@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from herald.store.records import DialogueRecord
@@ -25,8 +25,11 @@ class DialogueStore:
 
     async def add_all(self, records: Sequence[DialogueRecord]) -> None:
         """Insert ``records`` in one transaction."""
+        if not records:
+            return
+        # A Core executemany, not ORM objects: the log is written in bursts of hundreds of lines.
         async with self._sessions.begin() as session:
-            session.add_all([DialogueRow(**asdict(record)) for record in records])
+            await session.execute(insert(DialogueRow), [asdict(record) for record in records])
 
     async def list(
         self,
