@@ -82,7 +82,7 @@ class Runtime:
             tts = await asyncio.to_thread(_load_voices)
         _check_agents(settings, tts.voice_ids)
         cache = SynthesisCache(settings.tts_cache_mb * 1024 * 1024) if settings.tts_cache_mb else None
-        synthesizer = Synthesizer(tts, workers=settings.tts_workers, cache=cache)
+        synthesizer = Synthesizer(tts, workers=settings.tts_workers, cache=cache, clock=clock)
         ticker = Ticker(clock)
         fetcher = SafeFetcher(fetch_policy, _limits(FetchLimits, settings.fetch, "fetch"))
         # httpcore imports its network backend on the first connection: do it now, not on a listener's time.

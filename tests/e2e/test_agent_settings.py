@@ -9,7 +9,6 @@ by the shape of its loudness over time.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,11 +21,11 @@ from herald.testing.audio_client import (
     MSG_AGENT_STATE,
     MSG_AGENT_SUBTITLE,
     SILENCE_RMS,
-    STATE_LISTENING,
     AudioRecorder,
     DataMessage,
 )
 from herald.testing.server import HeraldServer
+from herald.testing.transcript import is_listening, shows, spoken_words, words
 
 pytestmark = pytest.mark.e2e
 
@@ -53,26 +52,6 @@ def server() -> Iterator[HeraldServer]:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[\w']+", text.lower())
-
-
-def spoken_words(subtitles: list[DataMessage]) -> list[str]:
-    latest: dict[Any, str] = {}
-    for message in subtitles:
-        latest[message.data.get("sentenceId")] = message.data.get("text", "")
-    return words(" ".join(latest.values()))
-
-
-def shows(text: str):
-    whole = " ".join(words(text))
-    return lambda m: bool(words(m.data.get("text", ""))) and " ".join(words(m.data["text"])) in whole
-
-
-def is_listening(message: DataMessage) -> bool:
-    return message.data.get("state") == STATE_LISTENING
 
 
 async def say(server: HeraldServer, instance_id: str, text: str, **extra: str) -> str:

@@ -8,7 +8,6 @@ utterance (``1900 {requestId, state, playedMs, heardText, reason}``), the audio 
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from typing import Any
 
@@ -18,10 +17,10 @@ import pytest
 from herald.testing.audio_client import (
     MSG_AGENT_STATE,
     MSG_AGENT_SUBTITLE,
-    STATE_LISTENING,
     AudioRecorder,
     DataMessage,
 )
+from herald.testing.transcript import is_listening, shows, spoken_words, words
 
 pytestmark = pytest.mark.e2e
 
@@ -39,28 +38,6 @@ LONG = (
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[\w']+", text.lower())
-
-
-def spoken_words(subtitles: list[DataMessage]) -> list[str]:
-    """The words the subtitles showed: the latest text of each sentence, in order."""
-    latest: dict[Any, str] = {}
-    for message in subtitles:
-        latest[message.data.get("sentenceId")] = message.data.get("text", "")
-    return words(" ".join(latest.values()))
-
-
-def shows(text: str):
-    """A 1002 subtitle whose text belongs to ``text``."""
-    whole = " ".join(words(text))
-    return lambda m: bool(words(m.data.get("text", ""))) and " ".join(words(m.data["text"])) in whole
-
-
-def is_listening(message: DataMessage) -> bool:
-    return message.data.get("state") == STATE_LISTENING
 
 
 async def joined(rec: AudioRecorder) -> None:

@@ -246,3 +246,27 @@ async def test_a_protected_utterance_resists_the_users_voice_but_not_other_inter
     assert h.levels(await h.play(2)) == [5, 5]
     assert h.scheduler.interrupt("client request")
     assert (await handle.wait()).state is UtteranceState.INTERRUPTED
+
+
+async def test_producers_report_how_much_audio_is_buffered_ahead_of_them() -> None:
+    """The synthesiser orders its queue by this: the call that will run dry first is served first."""
+    from herald.media.frames import FRAME_NS
+    from herald.speech.urgency import current_slack_ns
+
+    seen: dict[str, list[int]] = {"first": [], "second": []}
+
+    def reporting(name: str, pieces: int) -> AsyncIterator[AudioChunk]:
+        async def gen() -> AsyncIterator[AudioChunk]:
+            for _ in range(pieces):
+                seen[name].append(current_slack_ns() // FRAME_NS)
+                yield AudioChunk(np.ones(5 * FRAME_SAMPLES, dtype=np.int16), "")
+
+        return gen()
+
+    h = Harness()
+    h.scheduler.push(SpeechHandle("first", ""), reporting("first", 3), ArrivalPolicy.APPEND)
+    h.scheduler.push(SpeechHandle("second", ""), reporting("second", 2), ArrivalPolicy.APPEND)
+    await h.play(1)
+    # The first utterance's next piece is due after what it has buffered; the second's only after all of
+    # the first's audio ahead of it as well.
+    assert seen == {"first": [0, 5, 10], "second": [15, 20]}

@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
-from herald.media.frames import Pcm, pad_frame, split_frames
+from herald.media.frames import FRAME_NS, Pcm, pad_frame, split_frames
 from herald.speech.events import (
     Interrupted,
     PieceEnded,
@@ -27,6 +27,7 @@ from herald.speech.events import (
 )
 from herald.speech.handle import SpeechHandle, UtteranceState
 from herald.speech.source import AudioSource
+from herald.speech.urgency import slack_ns
 
 _log = logging.getLogger(__name__)
 
@@ -233,7 +234,18 @@ class SpeechScheduler:
                     self._produce(utterance), name=f"speech-{utterance.handle.utterance_id}"
                 )
 
+    def _slack_frames(self, utterance: _Utterance) -> int:
+        """Frames that will play before this utterance's next piece is needed: its own buffer, plus the
+        buffers of the utterances that play before it."""
+        slack = 0
+        for ahead in self._all():
+            slack += ahead.buffered_frames
+            if ahead is utterance:
+                return slack
+        return slack
+
     async def _produce(self, utterance: _Utterance) -> None:
+        slack_ns.set(lambda: self._slack_frames(utterance) * FRAME_NS)  # this task's context only
         try:
             async for chunk in utterance.source:
                 sentence_id = self._next_sentence_id

@@ -38,9 +38,9 @@ async def text_source(
 
     Pronunciation ``rules`` change what the engine is given, never the caption: subtitles show the text.
     """
-    for index, piece in enumerate(split_for_streaming(text)):
+    for piece in split_for_streaming(text):
         spoken = apply_rules(piece, rules) if rules else piece
-        pcm = await synthesizer.synthesize(spoken, voice, urgent=index == 0)
+        pcm = await synthesizer.synthesize(spoken, voice)
         yield AudioChunk(pcm, piece)
 
 

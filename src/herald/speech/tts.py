@@ -10,9 +10,11 @@ from typing import Protocol
 
 import numpy as np
 
+from herald.clock import Clock, SystemClock
 from herald.media.frames import Pcm
 from herald.speech.cache import CacheKey, SynthesisCache
-from herald.speech.workers import NORMAL, URGENT, PriorityPool
+from herald.speech.urgency import current_slack_ns
+from herald.speech.workers import PriorityPool
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +69,35 @@ TTS_NICENESS = 10
 class Synthesizer:
     """Runs a ``TtsEngine`` on a small thread pool so inference never blocks the event loop.
 
-    ``urgent`` jobs (the first piece of an utterance: what a listener is waiting for) run before queued
-    look-ahead work. Cancelling the awaiting task withdraws a job that has not started yet. With a ``cache``,
-    a phrase synthesised before returns at once, without waiting for the pool.
+    Jobs run earliest-deadline-first: a job is due when its call would run out of audio (now plus the
+    slack its producer reports), so a new utterance's first clause, with nothing buffered, goes before
+    look-ahead work for calls that still have seconds to play. Cancelling the awaiting task withdraws a
+    job that has not started yet. With a ``cache``, a phrase synthesised before returns at once.
     """
 
-    def __init__(self, engine: TtsEngine, *, workers: int = 2, cache: SynthesisCache | None = None) -> None:
+    def __init__(
+        self,
+        engine: TtsEngine,
+        *,
+        workers: int = 2,
+        cache: SynthesisCache | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._clock = clock or SystemClock()
         self.engine = engine
         self.cache = cache
         # Below the event loop's priority: on a busy machine synthesis may run late, the 20 ms pacer must not.
         self._pool = PriorityPool(workers, name="tts", niceness=TTS_NICENESS)
 
-    async def synthesize(self, text: str, voice: VoiceSettings, *, urgent: bool = False) -> Pcm:
+    async def synthesize(self, text: str, voice: VoiceSettings) -> Pcm:
+        """Synthesise ``text``, queued earliest-deadline-first by the caller's slack (``speech.urgency``)."""
         if self.cache is not None:
             cached = self.cache.get(CacheKey.of(text, voice))
             if cached is not None:
                 return apply_volume(cached, voice.volume_percent)
         job = functools.partial(self._run, text, voice)
-        return await asyncio.wrap_future(self._pool.submit(job, priority=URGENT if urgent else NORMAL))
+        deadline_ns = self._clock.monotonic_ns() + current_slack_ns()
+        return await asyncio.wrap_future(self._pool.submit(job, priority=deadline_ns))
 
     def _run(self, text: str, voice: VoiceSettings) -> Pcm:
         pcm = self.engine.synthesize(text, voice)
