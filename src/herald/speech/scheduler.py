@@ -1,8 +1,8 @@
 """One speech scheduler per instance: it decides what plays, the pacer pulls it 20 ms at a time.
 
 ``push`` accepts an utterance under an arrival policy; ``next_frame`` is called by the real-time pacer once
-per frame and never blocks. Synthesis runs ahead in producer tasks, at most ``lookahead_frames`` ahead of
-playout and for at most the current and the next utterance, so an interrupt throws away little work and
+per frame and never blocks. Synthesis runs ahead in producer tasks, at most ``lookahead_frames`` (6 s) ahead
+of playout and for at most the current and the next utterance, so an interrupt throws away little work and
 nothing already buffered can be heard after it: the cut takes effect on the very next frame.
 """
 
@@ -74,7 +74,7 @@ class _Utterance:
 class SpeechScheduler:
     """Plays utterances one at a time, in the order the arrival policies give them."""
 
-    def __init__(self, emit: SpeechEventSink, *, lookahead_frames: int = 150) -> None:
+    def __init__(self, emit: SpeechEventSink, *, lookahead_frames: int = 300) -> None:
         self._emit = emit
         self._lookahead_frames = lookahead_frames
         self._current: _Utterance | None = None
