@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import sys
 import time
@@ -99,7 +100,7 @@ async def _main(config: LoadConfig) -> dict[str, Any]:
     cpu_used = _cpu_s() - cpu_before
     run.stopping = True
     await asyncio.gather(*tasks, return_exceptions=True)
-    latencies_ms = [s * 1000 for s in run.latencies_s]
+    latencies_ms = [round(s * 1000, 3) for s in run.latencies_s]
     return {
         "action": config.action,
         "connections": config.connections,
@@ -159,6 +160,9 @@ def _entry() -> None:
         result.update(await _main(config))
 
     run_fast(main())
+    # The event loop may have left stdout non-blocking: a large result would then be cut at the pipe's
+    # capacity (seen at ~450 KB). Write it whole.
+    os.set_blocking(sys.stdout.fileno(), True)
     print(json.dumps(result), flush=True)
 
 
