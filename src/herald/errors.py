@@ -7,6 +7,7 @@ code is decided in ``herald.api.envelope`` and nowhere else.
     ├── BadRequest                  (the caller sent something wrong)
     │   ├── MissingParameter        MissingParameter
     │   ├── InvalidParameter        InvalidParameter
+    │   ├── RequestTooLarge         (a body over 1 MiB; HTTP 413)
     │   ├── IdempotentParameterMismatch
     │   └── IncorrectInstanceStatus  (the instance cannot do that in its state)
     ├── AuthError                   (who is calling, and may they)
@@ -58,6 +59,10 @@ class InvalidParameter(BadRequest):
     def __init__(self, name: str, rule: str) -> None:
         super().__init__(f"The parameter {name} is invalid: {rule}")
         self.parameter = name
+
+
+class RequestTooLarge(BadRequest):
+    code = "RequestTooLarge"
 
 
 class IdempotentParameterMismatch(BadRequest):

@@ -203,3 +203,13 @@ def test_server_keeps_serving_after_bad_input(server, api, http):
     assert api.describe(call.instance_id).status == "Created"
     api.stop(call.instance_id)
     assert server.running
+
+
+def test_an_oversized_body_is_refused_before_it_is_read_whole(server: HeraldServer, http):
+    body = b"Text=" + b"a" * (2 << 20)
+    response = http.post(
+        f"{server.url}/", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status_code == 413
+    assert envelope(response)["Code"] == "RequestTooLarge"
+    assert http.get(f"{server.url}/health").status_code == 200

@@ -14,7 +14,7 @@ from herald.api.context import API_VERSION, ActionContext
 from herald.api.envelope import error_response
 from herald.api.params import Params
 from herald.api.signing import SignedRequest
-from herald.errors import ApiNotFound, BadRequest, HeraldError, InternalError, InvalidParameter
+from herald.errors import ApiNotFound, HeraldError, InternalError, InvalidParameter, RequestTooLarge
 from herald.runtime import Runtime
 
 _log = logging.getLogger(__name__)
@@ -24,10 +24,6 @@ _SIGNATURE_PARAMS = frozenset(
     {"Action", "Version", "Format", "AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
      "SignatureNonce", "Timestamp", "RegionId"}
 )  # fmt: skip
-
-
-class RequestTooLarge(BadRequest):
-    code = "RequestTooLarge"
 
 
 def _decode_pairs(raw: bytes, where: str) -> list[tuple[str, str]]:
