@@ -129,3 +129,14 @@ async def test_the_token_may_come_in_an_authorization_header(server, call):
     with pytest.raises(websockets.InvalidStatus) as refused:
         await websockets.connect(url, additional_headers=bad, proxy=None, open_timeout=10)
     assert refused.value.response.status_code == 401
+
+
+async def test_audio_is_not_deflated_even_when_the_client_offers_it(server, call):
+    """PCM does not compress: deflating each frame would cost the server CPU for nothing."""
+    import websockets
+
+    url = server.audio_url(call.channel_id, call.token)
+    async with websockets.connect(url, compression="deflate", proxy=None, open_timeout=10) as ws:
+        assert ws.protocol.extensions == []
+        frame = await asyncio.wait_for(ws.recv(), 5)
+        assert frame is not None

@@ -90,3 +90,14 @@ def test_volume_above_100_is_louder_and_never_wraps_around() -> None:
     assert np.abs(apply_volume(speech, 50)).max() == 15_000
     assert np.array_equal(apply_volume(speech, 100), speech)
     assert not apply_volume(speech, 0).any()
+
+
+def test_workers_run_below_the_event_loops_cpu_priority() -> None:
+    """On a busy machine synthesis must yield the CPU to the thread that paces audio."""
+    import os
+    import threading
+
+    pool = PriorityPool(1, niceness=10)
+    worker_nice = pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result(5)
+    assert worker_nice == os.getpriority(os.PRIO_PROCESS, 0) + 10 or worker_nice == 19
+    pool.shutdown()
