@@ -47,7 +47,6 @@ class Settings:
     fetch_allow: str = ""
     """``HERALD_FETCH_ALLOW``: hosts, addresses and networks audio URLs may reach although private."""
     config_file: Path | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,3 @@ class AgentRegistry:
             return self._agents[agent_id]
         except KeyError:
             raise AgentNotFound(f"The agent {agent_id!r} does not exist.") from None
-
-    def __iter__(self) -> Iterator[AgentDefinition]:
-        return iter(self._agents.values())

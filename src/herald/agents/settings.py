@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast, get_args
 
+import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from herald.errors import InvalidParameter
@@ -47,11 +48,27 @@ class AgentConfigModel(_Lenient):
     InterruptConfig: InterruptSection | None = None
 
 
-RANGES: dict[tuple[str, ...], tuple[float, float]] = {
-    ("TtsConfig", "SpeechRate"): (0.5, 2.0),
-    ("Volume",): (0, 400),
-}
-"""Ranges said in full when a value falls outside them (pydantic names only the bound it crossed)."""
+def field_range(loc: tuple[str, ...]) -> tuple[float, float] | None:
+    """The ``ge``/``le`` bounds the model declares for the field at ``loc``, when it declares both.
+
+    Read from the model itself, so an out-of-range message states the whole range (pydantic names only
+    the bound that was crossed) without a second copy of the limits.
+    """
+    model: type[BaseModel] = AgentConfigModel
+    info = None
+    for name in loc:
+        info = model.model_fields.get(name)
+        if info is None:
+            return None
+        nested = next(
+            (a for a in get_args(info.annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None
+        )
+        model = nested if nested is not None else model
+    low = next((m.ge for m in info.metadata if isinstance(m, annotated_types.Ge)), None) if info else None
+    high = next((m.le for m in info.metadata if isinstance(m, annotated_types.Le)), None) if info else None
+    # Kept as declared (ints stay ints), so the message reads "between 0 and 400".
+    return None if low is None or high is None else cast(tuple[float, float], (low, high))
+
 
 _OUT_OF_RANGE = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
 
@@ -77,7 +94,7 @@ def validate_agent_config(
         first = exc.errors()[0]
         loc = tuple(str(part) for part in first["loc"])
         path = ".".join((parameter, *loc))
-        bounds = RANGES.get(loc)
+        bounds = field_range(loc)
         if bounds is not None and first["type"] in _OUT_OF_RANGE:
             rule = f"must be between {bounds[0]} and {bounds[1]} (got {first.get('input')!r})."
         else:
