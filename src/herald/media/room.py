@@ -107,11 +107,14 @@ class Room:
         """Offer one canonical 20 ms frame to everyone, converted to each one's rate."""
         if not self._participants:
             return
-        by_rate: dict[int, bytes] = {SAMPLE_RATE_HZ: frame.tobytes()}
-        for rate, decimator in self._decimators.items():
-            by_rate[rate] = decimator.push(frame).tobytes()
+        # Every decimator is fed every frame (its filter carries history); 48 kHz bytes only when wanted.
+        by_rate: dict[int, bytes] = {rate: d.push(frame).tobytes() for rate, d in self._decimators.items()}
         for participant in self._participants.values():
-            participant.offer_audio(by_rate[participant.sample_rate_hz])
+            rate = participant.sample_rate_hz
+            data = by_rate.get(rate)
+            if data is None:
+                data = by_rate[rate] = frame.tobytes()
+            participant.offer_audio(data)
 
     def send_message(self, msg_type: int, data: dict[str, Any], *, to: Participant | None = None) -> None:
         text = encode(msg_type, data, seq_id=next(self._seq_ids), sender_id=self.agent_user_id)
