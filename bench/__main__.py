@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, capacity, first_audio, interrupt, memory
+from bench import api, capacity, first_audio, interrupt, memory, webrtc
 from bench.harness import ROOT, LoadWatch, Options, machine_facts
 from bench.stats import Figure, format_table
 
@@ -32,6 +32,7 @@ FIGURES: dict[str, Callable[[Options], Coroutine[Any, Any, Figure]]] = {
     "capacity": capacity.run,
     "api": api.run,
     "memory": memory.run,
+    "webrtc": webrtc.run,
 }
 RESULTS = ROOT / "bench" / "results"
 

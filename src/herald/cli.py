@@ -1,15 +1,16 @@
-"""The ``herald`` command: ``serve`` runs the server, ``token`` mints a call token."""
+"""The ``herald`` command: ``serve`` runs the server, ``token`` mints a call token, ``say`` pushes a speech
+and ``call`` joins a call from the terminal (the last two in ``herald.client.commands``)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from types import FrameType
 
 from herald import __version__
 from herald.config import ConfigError, Settings, ensure_token_secret, load_settings
+from herald.observability.logs import LOG_FORMATS, configure_logging
 
 DEFAULT_TOKEN_EXPIRE_S = 3600
 
@@ -25,14 +26,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             self._captured_signals.clear()
 
     from herald.api.app import create_app
+    from herald.client.credentials import http_url
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level, args.log_format)
     config = uvicorn.Config(
         create_app(settings),
         host=host,
@@ -44,12 +42,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         # Audio does not compress: deflating every 20 ms frame cost CPU for nothing.
         ws_per_message_deflate=False,
         lifespan="on",
-        log_level=args.log_level,
+        # uvicorn's loggers go to the handler configure_logging installed, in the same format and levels.
+        log_config=None,
+        log_level=None,
         access_log=False,
         timeout_graceful_shutdown=5,
     )
     server = Server(config)
     print(f"Herald {__version__} listening on http://{host}:{port} (data in {settings.data_dir})", flush=True)
+    print(f"Console: {http_url(host, port)}/console/", flush=True)
     server.run()
     return 0 if server.started else 1
 
@@ -66,6 +67,38 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(settings: Settings, args: argparse.Namespace) -> int:
+    from herald.client.commands import say
+
+    return say(settings, args)
+
+
+def _call(settings: Settings, args: argparse.Namespace) -> int:
+    from herald.client.commands import call
+
+    if (args.channel_id is None) == (args.agent is None):
+        print("herald call: give either CHANNEL_ID with --token, or --agent AGENT_ID", file=sys.stderr)
+        return 2
+    if args.channel_id is not None and not args.token:
+        print("herald call: joining CHANNEL_ID needs --token (see `herald token`)", file=sys.stderr)
+        return 2
+    if args.agent is not None and args.token:
+        print("herald call: --token is for joining CHANNEL_ID; --agent makes its own call", file=sys.stderr)
+        return 2
+    if args.seconds is not None and not args.seconds > 0:
+        print("herald call: --seconds must be more than 0", file=sys.stderr)
+        return 2
+    return call(settings, args)
+
+
+def _add_endpoint(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="the server's base URL (default: http://HOST:PORT of the configured server, 127.0.0.1:8080)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="herald", description="Self-hosted runtime for real-time voice AI agents."
@@ -76,7 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server in the foreground")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="Herald's own log level (libraries log at info at the most detailed)",
+    )
+    serve.add_argument(
+        "--log-format",
+        default="json",
+        choices=LOG_FORMATS,
+        help="json: one JSON object per line on stderr (the default); text: for a human at a terminal",
+    )
     serve.set_defaults(run=_serve)
 
     token = commands.add_parser(
@@ -86,6 +130,43 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--user", required=True, help="the UserId the token is issued to")
     token.add_argument("--expire", type=int, default=DEFAULT_TOKEN_EXPIRE_S, help="lifetime in seconds")
     token.set_defaults(run=_token)
+
+    say = commands.add_parser(
+        "say",
+        help="make a live agent say a text now (SendAIAgentSpeech); prints the RequestId",
+        description="Push a speech to a live agent instance, signed with the configured key "
+        "(HERALD_ACCESS_KEY_ID/HERALD_ACCESS_KEY_SECRET, else the development key in the data directory).",
+    )
+    say.add_argument("instance_id", metavar="INSTANCE_ID", help="the agent instance (InstanceId)")
+    say.add_argument("text", metavar="TEXT", help="what to say (with --audio-url: the URL of an audio file)")
+    say.add_argument("--append", action="store_true", help="play after what is queued instead of cutting it")
+    say.add_argument(
+        "--audio-url", action="store_true", help="TEXT is the URL of an audio file to play (Type=AudioUrl)"
+    )
+    _add_endpoint(say)
+    say.set_defaults(run=_say)
+
+    call = commands.add_parser(
+        "call",
+        help="join a call and listen: print its events, record it to a WAV file",
+        description="Join CHANNEL_ID with --token, or start a new call of --agent (GenerateAIAgentCall "
+        "with the configured key) and join it. Events are printed as they come; on leaving (Ctrl-C, "
+        "--seconds, or the agent leaving) the audio is written to a WAV file.",
+    )
+    call.add_argument("channel_id", metavar="CHANNEL_ID", nargs="?", help="the channel to join")
+    call.add_argument("--token", help="the call token for CHANNEL_ID")
+    call.add_argument("--agent", metavar="AGENT_ID", help="start a new call of this agent and join it")
+    call.add_argument(
+        "--transport", choices=["webrtc", "websocket"], default="webrtc", help="how to join (default webrtc)"
+    )
+    call.add_argument("--out", metavar="FILE.wav", help="where to write the audio (default call-CHANNEL.wav)")
+    call.add_argument(
+        "--seconds",
+        type=float,
+        help="leave after this many seconds (default: on Ctrl-C or when the agent leaves)",
+    )
+    _add_endpoint(call)
+    call.set_defaults(run=_call)
     return parser
 
 

@@ -44,6 +44,11 @@ class Settings:
     """``[fetch]`` of the config file: limits of audio-URL downloads (see ``FetchLimits``)."""
     decode: Mapping[str, Any] = field(default_factory=dict)
     """``[decode]`` of the config file: limits of audio decoding (see ``DecodeLimits``)."""
+    webrtc: Mapping[str, Any] = field(default_factory=dict)
+    """``[webrtc]`` of the config file: ICE servers, timeouts (see ``RtcSettings``)."""
+    callbacks: Mapping[str, Any] = field(default_factory=dict)
+    """``[callbacks]`` of the config file: retries and timeouts of event callbacks (``DeliverySettings``)."""
+
     fetch_allow: str = ""
     """``HERALD_FETCH_ALLOW``: hosts, addresses and networks audio URLs may reach although private."""
     config_file: Path | None = None
@@ -90,6 +95,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         tts_cache_mb=int(tts.get("cache_mb", 64)),
         fetch=dict(_table(doc, "fetch")),
         decode=dict(_table(doc, "decode")),
+        webrtc=dict(_table(doc, "webrtc")),
+        callbacks=dict(_table(doc, "callbacks")),
         fetch_allow=env.get("HERALD_FETCH_ALLOW", ""),
         config_file=config_file if config_file.is_file() else None,
     )

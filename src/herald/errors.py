@@ -65,6 +65,10 @@ class RequestTooLarge(BadRequest):
     code = "RequestTooLarge"
 
 
+class UnsupportedMediaType(BadRequest):
+    code = "UnsupportedMediaType"
+
+
 class IdempotentParameterMismatch(BadRequest):
     code = "IdempotentParameterMismatch"
 
@@ -131,6 +135,10 @@ class InstanceNotFound(NotFound):
 
 class ChannelNotFound(NotFound):
     code = "ChannelNotFound"
+
+
+class SessionNotFound(NotFound):
+    code = "SessionNotFound"
 
 
 class ServiceUnavailable(HeraldError):

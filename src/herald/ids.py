@@ -23,3 +23,7 @@ def user_id() -> str:
 
 def agent_user_id() -> str:
     return "agent-" + uuid.uuid4().hex[:16]
+
+
+def session_id() -> str:
+    return uuid.uuid4().hex

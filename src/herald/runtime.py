@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from herald.agents.client_messages import ClientMessages
 from herald.agents.live import SpeechServices
 from herald.agents.manager import InstanceManager
 from herald.agents.registry import AgentRegistry
@@ -25,14 +26,18 @@ from herald.auth.tokens import CallTokens
 from herald.clock import Clock, SystemClock
 from herald.config import ConfigError, Settings, ensure_dev_key, ensure_token_secret
 from herald.errors import InvalidParameter
+from herald.events.bus import EventBus
+from herald.events.delivery import CallbackDelivery, DeliverySettings
 from herald.media.decoder import DecodeLimits, DecoderPool
 from herald.media.fetch import FetchLimits, SafeFetcher
 from herald.media.netguard import AddressPolicy
 from herald.media.ticker import Ticker
+from herald.rtc.sessions import RtcSessions, RtcSettings
 from herald.speech.cache import SynthesisCache
 from herald.speech.tts import Synthesizer, TtsEngine
 from herald.store.db import create_schema, database_url_for_dir, open_database
 from herald.store.dialogues import DialogueStore
+from herald.store.events import EventStore
 from herald.store.idempotency import IdempotencyStore
 from herald.store.instances import InstanceStore
 
@@ -54,6 +59,9 @@ class Runtime:
     fetch_policy: AddressPolicy
     fetcher: SafeFetcher
     decoder: DecoderPool
+    client_messages: ClientMessages
+    rtc: RtcSessions
+    events: EventBus
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -90,10 +98,24 @@ class Runtime:
         decoder = DecoderPool(_limits(DecodeLimits, settings.decode, "decode"))
         await decoder.start()
         speech = SpeechServices(synthesizer, fetcher, decoder)
+        events = EventBus(EventStore(engine), clock)
+        delivery = CallbackDelivery(
+            events.store, fetcher, clock, _limits(DeliverySettings, settings.callbacks, "callbacks")
+        )
+        events.set_callback_listener(delivery.wake)
         instances = InstanceManager(
-            store, DialogueStore(engine), AgentRegistry(settings.agents), speech, ticker, tokens, clock
+            store,
+            DialogueStore(engine),
+            AgentRegistry(settings.agents),
+            speech,
+            ticker,
+            tokens,
+            clock,
+            events=events,
         )
         await instances.recover()
+        client_messages = ClientMessages(instances)
+        rtc = RtcSessions(instances, client_messages.handle, _limits(RtcSettings, settings.webrtc, "webrtc"))
         runtime = cls(
             settings=settings,
             clock=clock,
@@ -108,6 +130,9 @@ class Runtime:
             fetch_policy=fetch_policy,
             fetcher=fetcher,
             decoder=decoder,
+            client_messages=client_messages,
+            rtc=rtc,
+            events=events,
         )
         # Everything made so far lives as long as the process: keep it out of the cyclic collector's scans,
         # whose full passes otherwise pause the pacer for tens of milliseconds.
@@ -116,11 +141,14 @@ class Runtime:
         runtime._tasks = [
             asyncio.create_task(ticker.run(), name="ticker"),
             asyncio.create_task(instances.watch(), name="instance-watch"),
+            asyncio.create_task(delivery.run(), name="callback-delivery"),
         ]
         return runtime
 
     async def close(self) -> None:
         await self.instances.stop_all()
+        await self.rtc.close_all()
+        await self.events.close()  # every event is in the outbox; undelivered callbacks resume next start
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -131,7 +159,7 @@ class Runtime:
         await self.engine.dispose()
 
 
-L = TypeVar("L", FetchLimits, DecodeLimits)
+L = TypeVar("L", FetchLimits, DecodeLimits, RtcSettings, DeliverySettings)
 
 
 def _limits(kind: type[L], table: Mapping[str, Any], name: str) -> L:
@@ -141,6 +169,11 @@ def _limits(kind: type[L], table: Mapping[str, Any], name: str) -> L:
     if unknown:
         raise ConfigError(f"[{name}] has unknown keys {unknown}; known: {sorted(known)}.")
     defaults: dict[str, Any] = {f.name: f.default for f in fields(kind)}
+    for key, value in table.items():
+        if isinstance(defaults[key], tuple) and not (
+            isinstance(value, list) and all(isinstance(item, str) for item in value)
+        ):
+            raise ConfigError(f"[{name}] {key} must be a list of strings.")
     try:
         values: dict[str, Any] = {k: type(defaults[k])(v) for k, v in table.items()}
         return kind(**values)

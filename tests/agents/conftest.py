@@ -6,15 +6,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from agent_helpers import AGENTS
 
-from herald.agents.registry import AgentDefinition
 from herald.testing.world import World
-
-AGENTS = [
-    AgentDefinition("support", {"TtsConfig": {"SpeechRate": 1.2}, "Greeting": "Hi"}),
-    AgentDefinition("graceful", {"GracefulShutdown": True}),
-    AgentDefinition("impatient", {"UserOnlineTimeout": 3, "UserOfflineTimeout": 2, "MaxIdleTime": 10}),
-]
 
 
 @pytest.fixture

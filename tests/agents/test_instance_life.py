@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import json
+
+from agent_helpers import messages, play
 
 from herald.agents.manager import NewInstance
 from herald.agents.requests import SpeechRequest
 from herald.media.messages import MessageType
-from herald.media.room import Participant
 from herald.speech.handle import UtteranceState
 from herald.speech.scheduler import ArrivalPolicy
 from herald.testing.world import World
 
 SECOND_NS = 1_000_000_000
-
-
-async def play(world: World, frames: int) -> None:
-    """Run the pacer for ``frames`` frames, letting synthesis (a real thread) keep up."""
-    for _ in range(frames):
-        await asyncio.sleep(0.002)
-        world.ticker.tick_all()
-
-
-def messages(participant: Participant, msg_type: int) -> list[dict[str, object]]:
-    found = []
-    for item in list(participant._items):
-        if isinstance(item, str):
-            envelope = json.loads(item)
-            if envelope["type"] == msg_type:
-                found.append(envelope["data"])
-    return found
 
 
 async def test_the_greeting_is_said_once_when_the_first_user_joins(world: World) -> None:

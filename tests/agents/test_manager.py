@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from agent_helpers import AGENTS
 
-from conftest import AGENTS
 from herald.agents.manager import NewInstance
 from herald.agents.requests import SpeechRequest
 from herald.agents.state import HangupRole

@@ -128,3 +128,27 @@ def test_fetch_and_decode_limits_come_from_the_config_file(tmp_path: Path) -> No
         _limits(FetchLimits, {"read_timeout": 1}, "fetch")
     with pytest.raises(ConfigError, match=r"\[decode\]"):
         _limits(DecodeLimits, {"max_duration_s": "soon"}, "decode")
+
+
+def test_webrtc_settings_come_from_the_config_file_and_bad_ones_are_named(tmp_path: Path) -> None:
+    from herald.rtc.sessions import RtcSettings
+    from herald.runtime import _limits
+
+    write(
+        tmp_path / "herald.toml",
+        '[webrtc]\nice_servers = ["stun:stun.example.com:3478"]\nconnect_timeout_s = 10\n',
+    )
+    settings = load_settings({"HERALD_DATA_DIR": str(tmp_path)})
+    rtc = _limits(RtcSettings, settings.webrtc, "webrtc")
+    assert (rtc.ice_servers, rtc.connect_timeout_s, rtc.max_sessions) == (
+        ("stun:stun.example.com:3478",),
+        10.0,
+        1000,
+    )
+    assert _limits(RtcSettings, {}, "webrtc").ice_servers == ()  # no public STUN server unless named
+    with pytest.raises(ConfigError, match="ice_servers must be a list of strings"):
+        _limits(RtcSettings, {"ice_servers": "stun:stun.example.com"}, "webrtc")
+    with pytest.raises(ConfigError, match="not a stun"):
+        _limits(RtcSettings, {"ice_servers": ["http://example.com"]}, "webrtc")
+    with pytest.raises(ConfigError, match="connect_timeout_s must be positive"):
+        _limits(RtcSettings, {"connect_timeout_s": 0}, "webrtc")

@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 
+from herald.media.clip import Clip, Frame
 from herald.media.frames import FRAME_SAMPLES
 from herald.media.room import Room
 
 
-def frame(level: int) -> np.ndarray:
-    return np.full(FRAME_SAMPLES, level, dtype=np.int16)
+def frame(level: int) -> Frame:
+    return Frame(Clip(np.full(FRAME_SAMPLES, level, dtype=np.int16)), 0)
 
 
 async def test_each_participant_gets_frames_at_its_own_rate() -> None:
@@ -74,8 +75,9 @@ async def test_resampled_frames_stay_exact_and_continuous_over_a_long_stream() -
     p = room.join("u", 16_000)
     t = np.arange(500 * FRAME_SAMPLES) / 48_000
     sine = (np.sin(2 * np.pi * 440 * t) * 8000).astype(np.int16)
+    clip = Clip(sine)
     for i in range(500):
-        room.send_audio(sine[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
+        room.send_audio(Frame(clip, i))
     out = []
     for _ in range(500):
         item = await p.get()

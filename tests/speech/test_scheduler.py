@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from herald.media.frames import FRAME_SAMPLES, Pcm
+from herald.media.clip import Frame
+from herald.media.frames import FRAME_SAMPLES
 from herald.speech.events import (
     Interrupted,
     PieceEnded,
@@ -17,6 +18,7 @@ from herald.speech.events import (
     SpeakingStopped,
     SpeechEvent,
     UtteranceEnded,
+    UtteranceStarted,
 )
 from herald.speech.handle import SpeechHandle, UtteranceState
 from herald.speech.scheduler import ArrivalPolicy, SpeechScheduler
@@ -48,7 +50,7 @@ class Harness:
         for _ in range(20):
             await asyncio.sleep(0)
 
-    async def play(self, frames: int) -> list[Pcm | None]:
+    async def play(self, frames: int) -> list[Frame | None]:
         out = []
         for _ in range(frames):
             await self.settle()
@@ -62,8 +64,8 @@ class Harness:
         self.scheduler.push(handle, constant_source(level, pieces, **kw), policy)
         return handle
 
-    def levels(self, frames: list[Pcm | None]) -> list[int]:
-        return [0 if f is None else int(f[0]) for f in frames]
+    def levels(self, frames: list[Frame | None]) -> list[int]:
+        return [0 if f is None else int(f.pcm[0]) for f in frames]
 
     def of(self, kind: type) -> list[SpeechEvent]:
         return [e for e in self.events if isinstance(e, kind)]
@@ -80,8 +82,10 @@ async def test_one_utterance_plays_every_frame_then_goes_quiet() -> None:
     assert outcome.heard_text == "piece 7.0 piece 7.1"
     kinds = [type(e) for e in h.events]
     assert kinds == [
-        SpeakingStarted, PieceStarted, PieceEnded, PieceStarted, PieceEnded, UtteranceEnded, SpeakingStopped,
+        SpeakingStarted, PieceStarted, UtteranceStarted, PieceEnded, PieceStarted, PieceEnded, UtteranceEnded,
+        SpeakingStopped,
     ]  # fmt: skip
+    assert h.of(UtteranceStarted) == [UtteranceStarted(handle)]  # once, with its first frame
 
 
 async def test_interrupt_cuts_on_the_very_next_frame_and_drops_the_queue() -> None:

@@ -240,7 +240,7 @@ async def test_finish_unfinished(store: InstanceStore) -> None:
     await store.add(make_record("running", status="Executing", call_start_at=T0))
     now = T0 + timedelta(hours=1)
 
-    assert await store.finish_unfinished(now) == 2
+    assert len(await store.finish_unfinished(now)) == 2
 
     assert await store.get("done") == done
     for instance_id, call_start_at in (("created", None), ("running", T0)):
@@ -253,7 +253,7 @@ async def test_finish_unfinished(store: InstanceStore) -> None:
             hangup_role=2,
             modified_at=now,
         )
-    assert await store.finish_unfinished(now) == 0
+    assert await store.finish_unfinished(now) == []
 
 
 async def test_data_survives_restart(tmp_path: Path) -> None:
@@ -271,7 +271,7 @@ async def test_data_survives_restart(tmp_path: Path) -> None:
         await create_schema(second)  # idempotent on an existing database
         store = InstanceStore(second)
         assert await store.get("i-1") == record
-        assert await store.finish_unfinished(T0 + timedelta(hours=1)) == 1
+        assert len(await store.finish_unfinished(T0 + timedelta(hours=1))) == 1
     finally:
         await second.dispose()
     assert (tmp_path / "herald.db").exists()

@@ -7,14 +7,19 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from herald.agents.requests import SpeechKind, SpeechRequest
 from herald.agents.settings import AgentConfigModel, pronunciation_rules, voice_settings
 from herald.agents.state import HangupRole
 from herald.clock import Clock
-from herald.media.frames import SILENCE
+from herald.events.model import EventName
+from herald.media.clip import SILENT_FRAME
+from herald.media.inbound import InboundAudio
 from herald.media.messages import AgentState, InterruptReason, MessageType
 from herald.media.room import Participant, Room
+from herald.observability import metrics
+from herald.observability.logs import log_context
 from herald.speech.events import (
     Interrupted,
     PieceEnded,
@@ -23,6 +28,7 @@ from herald.speech.events import (
     SpeakingStopped,
     SpeechEvent,
     UtteranceEnded,
+    UtteranceStarted,
 )
 from herald.speech.handle import Outcome, SpeechHandle, UtteranceState
 from herald.speech.scheduler import SpeechScheduler
@@ -30,6 +36,9 @@ from herald.speech.source import AudioSource, ByteSource, PcmDecoder, text_sourc
 from herald.speech.tts import Synthesizer, VoiceSettings
 
 _log = logging.getLogger(__name__)
+
+SPEECH_FAILED_CODE = 1
+"""``code`` of the ``error`` event of a speech that could not be said."""
 
 GRACEFUL_SHUTDOWN_MAX_S = 10
 DEFAULT_MAX_IDLE_S = 600
@@ -56,6 +65,12 @@ class Expiry:
 
 
 EndedCallback = Callable[["LiveInstance", SpeechRequest, Outcome], None]
+EventSink = Callable[[EventName, dict[str, Any], int, str], None]
+"""Reports an event of this instance: name, ``data``, ``code`` (0: none) and ``message``."""
+
+
+def _no_events(name: EventName, data: dict[str, Any], code: int, message: str) -> None:
+    pass
 
 
 class LiveInstance:
@@ -74,6 +89,7 @@ class LiveInstance:
         *,
         default_voice_id: str,
         on_ended: EndedCallback,
+        on_event: EventSink = _no_events,
     ) -> None:
         self.instance_id = instance_id
         self.owner = owner
@@ -85,9 +101,14 @@ class LiveInstance:
         self._default_voice_id = default_voice_id
         self._config = config
         self._on_ended = on_ended
+        self._on_event = on_event
+        self._accepted_ns: dict[str, int] = {}
+        self._cut_ns: int | None = None
         self._state = AgentState.LISTENING
         self._interrupt_reason = InterruptReason.UNKNOWN
         self._requests: dict[str, SpeechRequest] = {}
+        self.microphones: dict[int, InboundAudio] = {}
+        """The recent audio of each participant who sends any (WebRTC), by participant id."""
         self.accepting = True
         """False once the instance is stopping: no new speech is taken."""
         now = clock.monotonic_ns()
@@ -100,9 +121,16 @@ class LiveInstance:
     def config(self) -> AgentConfigModel:
         return self._config
 
+    @property
+    def state(self) -> AgentState:
+        return self._state
+
     def tick(self) -> None:
         frame = self.scheduler.next_frame()
-        self.room.send_audio(SILENCE if frame is None else frame)
+        self.room.send_audio(SILENT_FRAME if frame is None else frame)
+        if self._cut_ns is not None:  # the first frame since a cut went out: the old audio has ended
+            metrics.INTERRUPT_OLD_AUDIO_SECONDS.observe((self._clock.monotonic_ns() - self._cut_ns) / 1e9)
+            self._cut_ns = None
 
     def reconfigure(self, config: AgentConfigModel) -> None:
         """Takes effect from the next utterance; what is playing keeps its voice. A new voice is announced."""
@@ -127,7 +155,7 @@ class LiveInstance:
     def speak(self, request: SpeechRequest) -> SpeechHandle:
         handle = SpeechHandle(request.utterance_id, request.content, protected=request.protected)
         self._requests[request.utterance_id] = request
-        self._last_activity_ns = self._clock.monotonic_ns()
+        self._last_activity_ns = self._accepted_ns[request.utterance_id] = self._clock.monotonic_ns()
         self._interrupt_reason = InterruptReason.BY_SPEECH_BROADCAST
         self.scheduler.push(handle, self._source(request), request.policy)
         return handle
@@ -143,6 +171,23 @@ class LiveInstance:
             self._services.synthesizer, request.content, voice, pronunciation_rules(self._config)
         )
 
+    def interrupt(self, reason: InterruptReason, by: str) -> bool:
+        """Cut what is speaking and drop the queue (``1016`` with ``reason``); whether anything was."""
+        self._interrupt_reason = reason
+        return self.scheduler.interrupt(by=by)
+
+    def send_custom_message(self, message: str) -> None:
+        """``1011`` to everyone in the call (``SendAIAgentDataChannelMessage``)."""
+        self.room.send_message(MessageType.CUSTOM_MESSAGE, {"message": message})
+
+    def send_state(self, to: Participant) -> None:
+        """``1001`` with the current state, to one participant (the answer to ``1119``)."""
+        self.room.send_message(MessageType.AGENT_STATE, {"state": int(self._state)}, to=to)
+
+    def send_error(self, to: Participant, code: str, message: str) -> None:
+        """``1000`` to one participant: something they asked for could not be done."""
+        self.room.send_message(MessageType.ERROR, {"code": code, "message": message}, to=to)
+
     # ---- people in the call ----
 
     def join(self, user_id: str, sample_rate_hz: int) -> Participant:
@@ -150,11 +195,12 @@ class LiveInstance:
         self._ever_joined = True
         self._empty_since_ns = None
         self._last_activity_ns = self._clock.monotonic_ns()
-        self.room.send_message(MessageType.AGENT_STATE, {"state": int(self._state)}, to=participant)
+        self.send_state(participant)
         return participant
 
     def leave(self, participant: Participant) -> None:
         self.room.leave(participant)
+        self.microphones.pop(participant.participant_id, None)
         now = self._clock.monotonic_ns()
         self._last_activity_ns = now
         if not self.room.participants:
@@ -214,7 +260,10 @@ class LiveInstance:
                 room.send_message(
                     MessageType.AGENT_SUBTITLE, {"text": text, "sentenceId": sentence_id, "end": True}
                 )
+            case UtteranceStarted(handle=handle):
+                self._first_audio(handle)
             case Interrupted():
+                self._cut_ns = self._clock.monotonic_ns()
                 room.send_message(MessageType.SPEAKING_INTERRUPTED, {"reason": int(self._interrupt_reason)})
             case UtteranceEnded(handle=handle, outcome=outcome):
                 self._utterance_ended(handle, outcome)
@@ -223,13 +272,28 @@ class LiveInstance:
         self._state = state
         self.room.send_message(MessageType.AGENT_STATE, {"state": int(state)})
 
+    def _first_audio(self, handle: SpeechHandle) -> None:
+        accepted_ns = self._accepted_ns.pop(handle.utterance_id, None)
+        if accepted_ns is None:
+            return
+        latency_s = (self._clock.monotonic_ns() - accepted_ns) / 1e9
+        metrics.FIRST_AUDIO_SECONDS.observe(latency_s)
+        data = {"requestId": handle.utterance_id, "firstAudioMs": round(latency_s * 1000)}
+        self._on_event(EventName.TTS_DATA_RECEIVED, data, 0, "")
+
     def _utterance_ended(self, handle: SpeechHandle, outcome: Outcome) -> None:
         request = self._requests.pop(handle.utterance_id, None)
+        self._accepted_ns.pop(handle.utterance_id, None)
         if outcome.state is UtteranceState.FAILED:
             self.room.send_message(
                 MessageType.ERROR,
                 {"code": "SpeechFailed", "message": outcome.reason, "requestId": handle.utterance_id},
             )
+            self._on_event(
+                EventName.ERROR, {"requestId": handle.utterance_id}, SPEECH_FAILED_CODE, outcome.reason
+            )
+        elif outcome.state in (UtteranceState.FINISHED, UtteranceState.INTERRUPTED) and request is not None:
+            self._on_event(EventName.AUDIO_RECORD, _audio_record(request, outcome), 0, "")
         self.room.send_message(
             MessageType.SPEECH_OUTCOME,
             {
@@ -241,6 +305,12 @@ class LiveInstance:
             },
         )
         # Dropped utterances can come by the thousand (drop-if-busy): they are not worth a line each.
+        with log_context(instance_id=self.instance_id):  # on the pacer's task, which serves every instance
+            self._log_outcome(handle, outcome)
+        if request is not None:
+            self._on_ended(self, request, outcome)
+
+    def _log_outcome(self, handle: SpeechHandle, outcome: Outcome) -> None:
         _log.log(
             logging.DEBUG if outcome.state is UtteranceState.DROPPED else logging.INFO,
             "utterance %s of instance %s %s after %d ms%s",
@@ -250,8 +320,21 @@ class LiveInstance:
             outcome.played_ms,
             f" ({outcome.reason})" if outcome.reason else "",
         )
-        if request is not None:
-            self._on_ended(self, request, outcome)
+
+
+def _audio_record(request: SpeechRequest, outcome: Outcome) -> dict[str, Any]:
+    """``audio_record`` for an utterance of the agent that played: what was heard, how it ended."""
+    return {
+        "role": "agent",
+        "requestId": request.utterance_id,
+        "outcome": outcome.state.value,
+        "heardText": outcome.heard_text,
+        "playedMs": outcome.played_ms,
+        "text": request.content,
+        "kind": request.kind.value,
+        "dialogueType": request.dialogue_type.value,
+        "reason": outcome.reason,
+    }
 
 
 def _or(value: int | None, default: int) -> int:

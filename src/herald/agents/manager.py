@@ -19,11 +19,20 @@ from herald.agents.dialogue_log import DialogueLog
 from herald.agents.live import Expiry, LiveInstance, SpeechServices
 from herald.agents.registry import AgentRegistry
 from herald.agents.requests import DialogueType, SpeechRequest
-from herald.agents.settings import AgentConfigModel, deep_merge, validate_agent_config
+from herald.agents.settings import (
+    AgentConfigModel,
+    callback_target,
+    deep_merge,
+    merge_agent_config,
+    stored_callback_target,
+    validate_agent_config,
+)
 from herald.agents.state import HangupRole, InstanceStatus, check_transition
 from herald.auth.tokens import CallTokens
 from herald.clock import Clock
 from herald.errors import ChannelNotFound, IncorrectInstanceStatus, InstanceNotFound, InvalidParameter
+from herald.events.bus import EventBus
+from herald.events.model import AgentEvent, CallbackTarget, EventName
 from herald.media.room import Participant
 from herald.media.ticker import Ticker
 from herald.speech.handle import Outcome, SpeechHandle, UtteranceState
@@ -68,8 +77,13 @@ class InstanceManager:
         ticker: Ticker,
         tokens: CallTokens,
         clock: Clock,
+        *,
+        events: EventBus | None = None,
     ) -> None:
         self._store = store
+        self._events = events
+        self._callbacks: dict[str, CallbackTarget | None] = {}
+        """Where each live instance's events go (``AgentConfig.CallbackConfig``), if anywhere."""
         self._dialogue_log = DialogueLog(dialogues, clock)
         self._agents = agents
         self._speech = speech
@@ -91,6 +105,10 @@ class InstanceManager:
     def live_count(self) -> int:
         return len(self._live)
 
+    def live_instances(self) -> list[LiveInstance]:
+        """The live instances now (for monitoring)."""
+        return list(self._live.values())
+
     # ---- creating ----
 
     async def start(self, request: NewInstance) -> InstanceRecord:
@@ -106,7 +124,7 @@ class InstanceManager:
 
     async def _create(self, request: NewInstance) -> InstanceRecord:
         agent = self._agents.get(request.agent_id)
-        config = deep_merge(dict(agent.agent_config), request.agent_config or {})
+        config = merge_agent_config(dict(agent.agent_config), request.agent_config or {})
         model = validate_agent_config(config, voice_ids=self.voice_ids)
         channel_id = request.channel_id or ids.channel_id()
         if channel_id in self._channels:
@@ -142,6 +160,11 @@ class InstanceManager:
         _log.info(
             "instance %s of agent %s started in channel %s", record.instance_id, agent.agent_id, channel_id
         )
+        self._emit(
+            record,
+            EventName.AGENT_START,
+            {"channelId": channel_id, "agentUserId": agent_user_id, "sessionId": record.session_id},
+        )
         return record
 
     def _go_live(self, record: InstanceRecord, model: AgentConfigModel) -> None:
@@ -156,13 +179,19 @@ class InstanceManager:
             self._clock,
             default_voice_id=self.voice_ids[0],
             on_ended=self._utterance_ended,
+            on_event=lambda name, data, code, message: self._emit(record, name, data, code, message),
         )
+        self._callbacks[record.instance_id] = callback_target(model)
         self._live[record.instance_id] = live
         self._records[record.instance_id] = record
         self._channels[record.channel_id] = record.instance_id
         self._ticker.add(live)
 
     # ---- reading ----
+
+    async def find(self, instance_id: str) -> InstanceRecord | None:
+        """The instance, whoever owns it (for callers who proved their right another way: a call token)."""
+        return await self._record(instance_id)
 
     async def get(self, owner: str, instance_id: str) -> InstanceRecord:
         record = await self._record(instance_id)
@@ -204,10 +233,11 @@ class InstanceManager:
         async with self._lock(instance_id):
             record = await self._get_running(owner, instance_id)
             if agent_config is not None:
-                merged = deep_merge(record.agent_config, agent_config)
+                merged = merge_agent_config(record.agent_config, agent_config)
                 model = validate_agent_config(merged, voice_ids=self.voice_ids)
                 record.agent_config = merged
                 self._live[instance_id].reconfigure(model)
+                self._callbacks[instance_id] = callback_target(model)
             if template_config is not None:
                 record.template_config = deep_merge(record.template_config or {}, template_config)
             if user_data is not None:
@@ -227,6 +257,16 @@ class InstanceManager:
                 f"The instance {instance_id!r} is stopping; it takes no more speech."
             )
         return live.speak(request)
+
+    async def send_data_channel_message(self, owner: str, instance_id: str, message: str) -> None:
+        """``SendAIAgentDataChannelMessage``: ``1011`` to everyone in the instance's call."""
+        live = self._live.get(instance_id)
+        if live is None or live.owner != owner:
+            await self._get_running(owner, instance_id)  # raises the right error
+            live = self._live[instance_id]
+        if not live.accepting:
+            raise IncorrectInstanceStatus(f"The instance {instance_id!r} is stopping.")
+        live.send_custom_message(message)
 
     async def stop(self, owner: str, instance_id: str, *, hangup_role: HangupRole = HangupRole.AGENT) -> None:
         """Stop an instance. With ``GracefulShutdown`` the current utterance first ends (at most 10 s),
@@ -268,21 +308,34 @@ class InstanceManager:
         await self._dialogue_log.close()
 
     async def recover(self) -> int:
-        """After a restart: whatever was live when the server went down is over."""
-        count = await self._store.finish_unfinished(self._clock.now())
+        """After a restart: whatever was live when the server went down is over (and says so: its
+        ``agent_stop`` goes out, with ``hangupRole`` 2)."""
+        finished = await self._store.finish_unfinished(self._clock.now())
+        why = "the server stopped while the instance was live"
+        for record in finished:
+            self._callbacks[record.instance_id] = stored_callback_target(record.agent_config)
+            self._emit_stop(record, why)
+            self._callbacks.pop(record.instance_id, None)
+        count = len(finished)
         if count:
             _log.info("marked %d instance(s) left live by the previous run as Finished", count)
         return count
 
     # ---- joining the call ----
 
-    async def join(
-        self, channel_id: str, user_id: str, sample_rate_hz: int
-    ) -> tuple[LiveInstance, Participant]:
+    def live_in_channel(self, channel_id: str) -> LiveInstance:
+        """The live instance of ``channel_id``; ``ChannelNotFound`` if there is none."""
         instance_id = self._channels.get(channel_id)
         if instance_id is None:
             raise ChannelNotFound(f"No agent is live in the channel {channel_id!r}.")
-        live = self._live[instance_id]
+        return self._live[instance_id]
+
+    async def join(
+        self, channel_id: str, user_id: str, sample_rate_hz: int
+    ) -> tuple[LiveInstance, Participant]:
+        """Join ``user_id`` to the call; ``sample_rate_hz`` is the listener's rate, or ``room.OPUS``."""
+        live = self.live_in_channel(channel_id)
+        instance_id = live.instance_id
         participant = live.join(user_id, sample_rate_hz)
         async with self._lock(instance_id):
             record = await self._record(instance_id)
@@ -293,6 +346,9 @@ class InstanceManager:
                 record.call_start_at = now
                 record.modified_at = now
                 await self._store.save(record)
+                self._emit(
+                    record, EventName.SESSION_START, {"channelId": record.channel_id, "userId": user_id}
+                )
                 self._greet(live)
         return live, participant
 
@@ -378,8 +434,39 @@ class InstanceManager:
         record.hangup_role = int(hangup_role)
         record.modified_at = now
         await self._store.save(record)
+        # Leaving cuts what was being said: its audio_record goes out before the agent_stop.
         await self._drop_live(record.instance_id, why)
+        self._emit_stop(record, why)
+        self._callbacks.pop(record.instance_id, None)
         _log.info("instance %s finished: %s (hangup role %d)", record.instance_id, why, int(hangup_role))
+
+    def _emit_stop(self, record: InstanceRecord, why: str) -> None:
+        started, ended = record.call_start_at, record.call_end_at
+        duration_s = (
+            0 if started is None or ended is None else max(0, round((ended - started).total_seconds()))
+        )
+        data = {"hangupRole": record.hangup_role, "reason": why, "callDurationS": duration_s}
+        self._emit(record, EventName.AGENT_STOP, data)
+
+    def _emit(
+        self, record: InstanceRecord, name: EventName, data: dict[str, Any], code: int = 0, message: str = ""
+    ) -> None:
+        if self._events is None:
+            return
+        self._events.publish(
+            AgentEvent(
+                name=name,
+                owner=record.owner,
+                instance_id=record.instance_id,
+                agent_id=record.agent_id,
+                at=self._clock.now(),
+                data=data,
+                user_data=record.user_data or "",
+                code=code,
+                message=message,
+                callback=self._callbacks.get(record.instance_id),
+            )
+        )
 
     async def _drop_live(self, instance_id: str, why: str) -> None:
         self._records.pop(instance_id, None)

@@ -10,9 +10,11 @@ from collections.abc import Sequence
 from typing import Any, cast, get_args
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from herald.errors import InvalidParameter
+from herald.events.model import ALL_EVENTS, CallbackTarget
+from herald.media.fetch import check_url
 from herald.speech.tts import VoiceSettings
 
 
@@ -37,6 +39,38 @@ class InterruptSection(_Lenient):
     InterruptWords: list[str] = Field(default_factory=list)
 
 
+class CallbackSection(_Lenient):
+    """Herald's extension: where the instance's events are POSTed (``docs/events.md``)."""
+
+    Url: str = Field(min_length=1, max_length=2048)
+    Token: str | None = Field(default=None, max_length=1024)
+    Events: list[str] | None = None
+    """Only these events (omitted or empty: every event)."""
+
+    @field_validator("Token")
+    @classmethod
+    def _token(cls, token: str | None) -> str | None:
+        if token is not None and not all(" " <= c <= "~" for c in token):
+            raise ValueError("must be printable ASCII: it is sent as the Authorization header")
+        return token
+
+    @field_validator("Url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        violation = check_url(url)
+        if violation is not None:
+            raise ValueError(violation)
+        return url
+
+    @field_validator("Events")
+    @classmethod
+    def _events(cls, events: list[str] | None) -> list[str] | None:
+        unknown = sorted(set(events or ()) - ALL_EVENTS)
+        if unknown:
+            raise ValueError(f"unknown events {unknown}; known: {sorted(ALL_EVENTS)}")
+        return events
+
+
 class AgentConfigModel(_Lenient):
     Greeting: str | None = Field(default=None, max_length=1024)
     GracefulShutdown: bool | None = None
@@ -46,6 +80,7 @@ class AgentConfigModel(_Lenient):
     Volume: int | None = Field(default=None, ge=0, le=400)
     TtsConfig: TtsSection | None = None
     InterruptConfig: InterruptSection | None = None
+    CallbackConfig: CallbackSection | None = None
 
 
 def field_range(loc: tuple[str, ...]) -> tuple[float, float] | None:
@@ -71,6 +106,16 @@ def field_range(loc: tuple[str, ...]) -> tuple[float, float] | None:
 
 
 _OUT_OF_RANGE = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
+
+
+def merge_agent_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base`` as ``deep_merge``, except that a ``CallbackConfig`` naming a ``Url``
+    replaces the base's whole: a caller who names their own URL never inherits the base's token."""
+    merged = deep_merge(base, override)
+    callback = override.get("CallbackConfig")
+    if isinstance(callback, dict) and "Url" in callback:
+        merged["CallbackConfig"] = copy.deepcopy(callback)
+    return merged
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -124,3 +169,33 @@ def pronunciation_rules(model: AgentConfigModel) -> list[tuple[str, str]]:
     if tts is None:
         return []
     return [(r.Word, r.Pronunciation) for r in tts.PronunciationRules if r.Type.lower() == "replacement"]
+
+
+def callback_target(model: AgentConfigModel) -> CallbackTarget | None:
+    """Where the instance's events go, if anywhere (``AgentConfig.CallbackConfig``)."""
+    section = model.CallbackConfig
+    if section is None:
+        return None
+    return CallbackTarget(section.Url, section.Token or "", frozenset(section.Events or ()))
+
+
+def stored_callback_target(raw: dict[str, Any]) -> CallbackTarget | None:
+    """The callback of a stored ``AgentConfig`` (validated when it was stored); ``None`` if it has none
+    or no longer reads as valid."""
+    try:
+        return callback_target(AgentConfigModel.model_validate(raw))
+    except ValidationError:
+        return None
+
+
+REDACTED = "******"
+
+
+def without_secrets(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as shown to callers: the callback token (a secret, write-only) masked."""
+    callback = config.get("CallbackConfig")
+    if not isinstance(callback, dict) or not callback.get("Token"):
+        return config
+    shown = copy.deepcopy(config)
+    shown["CallbackConfig"]["Token"] = REDACTED
+    return shown

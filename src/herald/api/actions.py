@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from herald.api import instance_actions, speech_actions
+from herald.api import channel_actions, instance_actions, speech_actions
 from herald.api.context import Action
 
 ACTIONS: dict[str, Action] = {
@@ -14,4 +14,5 @@ ACTIONS: dict[str, Action] = {
     "GenerateAIAgentCall": instance_actions.generate_call,
     "SendAIAgentSpeech": speech_actions.send_speech,
     "ListAIAgentDialogues": speech_actions.list_dialogues,
+    "SendAIAgentDataChannelMessage": channel_actions.send_data_channel_message,
 }

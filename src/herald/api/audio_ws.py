@@ -1,7 +1,8 @@
 """``GET /v1/calls/{ChannelId}/audio?token=…&sample_rate=…``: the agent's audio and messages over a WebSocket.
 
 Binary messages carry 20 ms of 16-bit little-endian mono PCM each, paced in real time; text messages carry
-the data-channel envelope. A bad token, rate or channel is refused before the upgrade, with the envelope.
+the data-channel envelope, both ways (the client may send the client → agent messages, ``docs/webrtc.md``).
+A bad token, rate or channel is refused before the upgrade, with the envelope.
 """
 
 from __future__ import annotations
@@ -13,9 +14,14 @@ import logging
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from herald import ids
+from herald.agents.client_messages import ClientMessages
+from herald.agents.live import LiveInstance
+from herald.api.call_auth import call_grant
 from herald.api.envelope import error_response
-from herald.errors import HeraldError, InternalError, InvalidParameter, MissingParameter
+from herald.errors import ChannelNotFound, HeraldError, InternalError, InvalidParameter
 from herald.media.frames import CLIENT_SAMPLE_RATES_HZ
+from herald.media.room import Participant
+from herald.observability.logs import set_log_context
 from herald.runtime import Runtime
 
 _log = logging.getLogger(__name__)
@@ -33,24 +39,14 @@ def _sample_rate(websocket: WebSocket) -> int:
     return int(raw)
 
 
-def _token(websocket: WebSocket) -> str:
-    """The call token: ``Authorization: Bearer …`` (kept out of URLs and logs) or the ``token`` parameter."""
-    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    token = websocket.query_params.get("token")
-    if not token:
-        raise MissingParameter("token")
-    return token
-
-
 async def audio_socket(websocket: WebSocket) -> None:
     runtime: Runtime = websocket.app.state.runtime
     channel_id = websocket.path_params["channel_id"]
     try:
-        token = _token(websocket)
+        grant = call_grant(runtime, websocket.headers, websocket.query_params, channel_id)
+        with contextlib.suppress(ChannelNotFound):  # join() says so, in its turn
+            set_log_context(instance_id=runtime.instances.live_in_channel(channel_id).instance_id)
         sample_rate_hz = _sample_rate(websocket)
-        grant = runtime.tokens.verify(token, channel_id=channel_id, now=runtime.clock.now())
         live, participant = await runtime.instances.join(channel_id, grant.user_id, sample_rate_hz)
     except HeraldError as exc:
         await websocket.send_denial_response(error_response(exc, ids.request_id()))
@@ -64,7 +60,9 @@ async def audio_socket(websocket: WebSocket) -> None:
 
     await websocket.accept()
     _log.info("user %s joined channel %s at %d Hz", grant.user_id, channel_id, sample_rate_hz)
-    reader = asyncio.create_task(_drain_incoming(websocket), name=f"ws-read-{channel_id}")
+    reader = asyncio.create_task(
+        _read_incoming(websocket, runtime.client_messages, live, participant), name=f"ws-read-{channel_id}"
+    )
     try:
         while not reader.done():
             item = await participant.get()
@@ -86,10 +84,16 @@ async def audio_socket(websocket: WebSocket) -> None:
         _log.info("user %s left channel %s", grant.user_id, channel_id)
 
 
-async def _drain_incoming(websocket: WebSocket) -> None:
-    """Read (and for now ignore) what the client sends, so a disconnect is noticed at once."""
+async def _read_incoming(
+    websocket: WebSocket, messages: ClientMessages, live: LiveInstance, participant: Participant
+) -> None:
+    """Act on the client's text messages (the data-channel messages, in order) until it disconnects.
+    Binary messages are ignored. Leaving does not cut an action short (``1100`` stops the instance)."""
     with contextlib.suppress(WebSocketDisconnect):
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
+            text = message.get("text")
+            if text is not None:
+                await asyncio.shield(messages.handle(live, participant, text))

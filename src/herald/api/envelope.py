@@ -19,6 +19,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "ServiceUnavailable": 503,
     "InternalError": 500,
     "RequestTooLarge": 413,
+    "UnsupportedMediaType": 415,
 }
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from herald.agents.manager import NewInstance
+from herald.agents.settings import without_secrets
 from herald.api.context import ActionContext
 from herald.api.params import Params
 from herald.errors import InvalidParameter
@@ -33,7 +34,7 @@ def instance_fields(record: InstanceRecord) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "InstanceId": record.instance_id,
         "AIAgentId": record.agent_id,
-        "AgentConfig": record.agent_config,
+        "AgentConfig": without_secrets(record.agent_config),
         "CallInfo": {k: v for k, v in call_info.items() if v is not None},
         "CallLogUrl": "",
         "GmtCreate": _iso(record.created_at),

@@ -1,78 +1,82 @@
-"""``POST /``, ICE's RPC style: parse, authenticate, dispatch by action and version, answer."""
+"""``POST /``, ICE's RPC style: parse, authenticate, dispatch by action and version, answer.
+
+Every request is logged with its request id (and its ``InstanceId``, when it names one) and counted in
+``herald_api_requests_total``/``herald_api_request_seconds`` (docs/observability.md).
+"""
 
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl
+from collections.abc import Iterable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from herald import ids
 from herald.api.actions import ACTIONS
+from herald.api.body import read_body
 from herald.api.context import API_VERSION, ActionContext
 from herald.api.envelope import error_response
+from herald.api.metrics import api_metrics
 from herald.api.params import Params
-from herald.api.signing import SignedRequest
-from herald.errors import ApiNotFound, HeraldError, InternalError, InvalidParameter, RequestTooLarge
+from herald.api.signed import MAX_BODY_BYTES, as_signed, decode_pairs
+from herald.errors import ApiNotFound, HeraldError, InternalError, InvalidParameter
+from herald.observability.logs import log_context, set_log_context
 from herald.runtime import Runtime
 
 _log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 20
+UNKNOWN_ACTION = "unknown"
+"""The ``action`` label of a request that names no implemented action."""
+MAX_LOGGED_ID_CHARS = 64
 _SIGNATURE_PARAMS = frozenset(
     {"Action", "Version", "Format", "AccessKeyId", "Signature", "SignatureMethod", "SignatureVersion",
      "SignatureNonce", "Timestamp", "RegionId"}
 )  # fmt: skip
 
 
-def _decode_pairs(raw: bytes, where: str) -> list[tuple[str, str]]:
-    try:
-        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
-    except UnicodeDecodeError:
-        raise InvalidParameter(where, "must be UTF-8 percent-encoded.") from None
+class _Labels:
+    """What is known of a request for its metrics, filled in as it is parsed."""
 
+    __slots__ = ("action",)
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise RequestTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise RequestTooLarge(f"The request body is over {MAX_BODY_BYTES} bytes.")
-    return bytes(body)
+    def __init__(self) -> None:
+        self.action = UNKNOWN_ACTION
 
 
 async def handle_rpc(request: Request) -> Response:
-    request_id = ids.request_id()
-    try:
-        body = await _handle(request, request_id)
-    except HeraldError as exc:
-        _log.info("request %s refused: %s %s", request_id, exc.code, exc.message)
-        return error_response(exc, request_id)
-    except Exception:
-        _log.exception("request %s failed", request_id)
-        return error_response(InternalError("An internal error occurred; it has been logged."), request_id)
-    return JSONResponse({"RequestId": request_id, **body})
-
-
-async def _handle(request: Request, request_id: str) -> dict[str, object]:
     runtime: Runtime = request.app.state.runtime
-    body = await _read_body(request)
-    query = _decode_pairs(request.scope.get("query_string", b""), "query string")
+    metrics = api_metrics(request.app)
+    started_ns = runtime.clock.monotonic_ns()
+    request_id = ids.request_id()
+    labels = _Labels()
+    with log_context(request_id=request_id):
+        try:
+            body = await _handle(request, runtime, request_id, labels)
+        except HeraldError as exc:
+            code = exc.code
+            _log.info("request %s refused: %s %s", request_id, exc.code, exc.message)
+            response = error_response(exc, request_id)
+        except Exception:
+            code = InternalError.code
+            _log.exception("request %s failed", request_id)
+            response = error_response(
+                InternalError("An internal error occurred; it has been logged."), request_id
+            )
+        else:
+            code = "OK"
+            response = JSONResponse({"RequestId": request_id, **body})
+    metrics.record(labels.action, code, (runtime.clock.monotonic_ns() - started_ns) / 1e9)
+    return response
+
+
+async def _handle(request: Request, runtime: Runtime, request_id: str, labels: _Labels) -> dict[str, object]:
+    body = await read_body(request, MAX_BODY_BYTES)
+    query = decode_pairs(request.scope.get("query_string", b""), "query string")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    form = _decode_pairs(body, "body") if content_type == "application/x-www-form-urlencoded" else []
-    signed = SignedRequest(
-        method=request.method,
-        path=request.scope.get("raw_path", b"/").decode("latin-1").split("?")[0] or "/",
-        query=query,
-        form=form,
-        headers=[(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in request.scope["headers"]],
-        body=body,
-    )
-    key = runtime.authenticator.authenticate(signed)
+    form = decode_pairs(body, "body") if content_type == "application/x-www-form-urlencoded" else []
+    _label_and_bind(request.headers.get("x-acs-action"), (*query, *form), labels)
+    key = runtime.authenticator.authenticate(as_signed(request, query=query, form=form, body=body))
 
     values: dict[str, str] = {}
     for name, value in (*query, *form):
@@ -96,3 +100,17 @@ async def _handle(request: Request, request_id: str) -> dict[str, object]:
     )
     _log.debug("request %s: %s by %s", request_id, action, key.access_key_id)
     return await handler(context, params)
+
+
+def _label_and_bind(header_action: str | None, pairs: Iterable[tuple[str, str]], labels: _Labels) -> None:
+    """Before authentication, so a refused request is counted under its action and logged with its
+    instance: the action (an implemented one, else ``unknown``, which keeps the label set bounded) and
+    the ``InstanceId`` parameter, bound to the log context."""
+    action = header_action or None
+    for name, value in pairs:
+        if name == "Action" and action is None:
+            action = value
+        elif name == "InstanceId" and 0 < len(value) <= MAX_LOGGED_ID_CHARS:
+            set_log_context(instance_id=value)
+    if action in ACTIONS:
+        labels.action = action

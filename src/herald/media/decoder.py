@@ -225,6 +225,9 @@ class DecoderPool:
         try:
             while True:
                 kind, payload = await job.next_message()
+                # The used spare is replaced once this job's first audio is out (a new worker's start-up
+                # is ~0.1 s of CPU, which on a small machine would delay that audio).
+                self._refill()
                 if kind == protocol.MSG_PCM:
                     yield job.pcm(payload)
                 elif kind == protocol.MSG_DONE:
@@ -235,6 +238,7 @@ class DecoderPool:
                 else:
                     raise DecodeError("the decoder broke the protocol (unknown message)")
         finally:
+            self._refill()
             worker.kill()
             feeder.cancel()
             # Shielded: even if we are cancelled again, the worker is reaped and the input closed.
@@ -250,8 +254,7 @@ class DecoderPool:
         while self._ready:
             worker = self._ready.popleft()
             if worker.alive:
-                self._refill()
-                return worker
+                return worker  # replaced by ``decode`` once the job is under way
             await worker.reap()  # died while waiting (killed from outside): take the next
         self._refill()
         # No warm worker: start one for this job rather than wait for a spare that may be further behind.

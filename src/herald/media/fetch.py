@@ -20,7 +20,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -335,13 +335,42 @@ class SafeFetcher:
             raise FetchError(f"could not resolve {host}")
         return addresses
 
-    async def _send(self, url: httpx.URL, addresses: list[IPAddress], budget: _Budget) -> httpx.Response:
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST ``body`` to ``url`` under the same address policy; the HTTP status. Redirects are not
+        followed (a callback receiver answers where it was asked). Raises ``FetchError``."""
+        violation = check_url(url)
+        if violation is not None:
+            raise FetchError(violation)
+        budget = _Budget(self._limits.total_timeout_s)
+        target = httpx.URL(url)
+        addresses = await self._pin(target, {}, budget)
+        response = await self._send(target, addresses, budget, method="POST", body=body, headers=headers)
+        try:
+            async with budget.waiting():
+                await response.aread()  # the receiver's answer is not kept, but the exchange completes
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, target.host, self._limits) from exc
+        finally:
+            await response.aclose()
+        return response.status_code
+
+    async def _send(
+        self,
+        url: httpx.URL,
+        addresses: list[IPAddress],
+        budget: _Budget,
+        *,
+        method: str = "GET",
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
         """Send to the first checked address that accepts a connection; never look the host up again."""
-        logger.debug("fetching from %s://%s", url.scheme, url.host)
+        logger.debug("%s to %s://%s", method, url.scheme, url.host)
         for index, ip in enumerate(addresses):
             try:
                 async with budget.waiting():
-                    return await self._transport.handle_async_request(self._request(url, ip))
+                    request = self._request(url, ip, method=method, body=body, headers=headers)
+                    return await self._transport.handle_async_request(request)
             except httpx.ConnectError as exc:
                 if index + 1 < len(addresses):
                     continue
@@ -350,7 +379,15 @@ class SafeFetcher:
                 raise _transport_error(exc, url.host, self._limits) from exc
         raise AssertionError("a pinned host always has an address")
 
-    def _request(self, url: httpx.URL, ip: IPAddress) -> httpx.Request:
+    def _request(
+        self,
+        url: httpx.URL,
+        ip: IPAddress,
+        *,
+        method: str = "GET",
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Request:
         limits = self._limits
         extensions: dict[str, object] = {
             "timeout": {
@@ -363,13 +400,20 @@ class SafeFetcher:
         host = url.raw_host.decode("ascii")
         if url.scheme == "https" and _ip_literal(host) is None:
             extensions["sni_hostname"] = host  # httpcore: SNI and the certificate's name check
-        headers = {
+        all_headers = {
             "Host": url.netloc.decode("ascii"),
             "User-Agent": _USER_AGENT,
             "Accept": "*/*",
             "Accept-Encoding": "identity",  # no decompression bombs: the size limit counts what we keep
+            **(headers or {}),
         }
-        return httpx.Request("GET", url.copy_with(host=str(ip)), headers=headers, extensions=extensions)
+        return httpx.Request(
+            method,
+            url.copy_with(host=str(ip)),
+            headers=all_headers,
+            content=body or None,
+            extensions=extensions,
+        )
 
     def _check_response(self, response: httpx.Response) -> None:
         if not 200 <= response.status_code < 300:

@@ -23,25 +23,6 @@ CLIENT_SAMPLE_RATES_HZ: Final = (8_000, 16_000, 24_000, 48_000)
 Pcm = npt.NDArray[np.int16]
 """Mono 16-bit samples."""
 
-SILENCE: Final[Pcm] = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-SILENCE.setflags(write=False)
-
-
-def split_frames(pcm: Pcm) -> tuple[list[Pcm], Pcm]:
-    """Cut ``pcm`` into whole frames; return them and the remainder (shorter than one frame)."""
-    whole = len(pcm) // FRAME_SAMPLES * FRAME_SAMPLES
-    frames = [pcm[i : i + FRAME_SAMPLES] for i in range(0, whole, FRAME_SAMPLES)]
-    return frames, pcm[whole:]
-
-
-def pad_frame(pcm: Pcm) -> Pcm:
-    """Pad a partial frame with silence to a whole frame."""
-    if len(pcm) == FRAME_SAMPLES:
-        return pcm
-    out = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-    out[: len(pcm)] = pcm
-    return out
-
 
 def rms(pcm: Pcm) -> float:
     """Root-mean-square level of ``pcm`` on the int16 scale (0 for silence)."""

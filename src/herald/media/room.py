@@ -1,7 +1,8 @@
 """A call's room: the people listening to one agent, each with a small bounded queue.
 
-The pacer hands the room one canonical frame per tick; the room converts it once per sample rate in use
-(``Decimator``: every client rate divides 48 kHz) and offers it to every participant. A participant's
+The pacer hands the room one frame of a clip per tick; the room takes its bytes once per sample rate in
+use (the clip converts itself, see ``media/clip.py``), or encodes it once to Opus for WebRTC listeners,
+and offers them to every participant. A participant's
 queue holds at most ``max_queued_frames`` of audio: a slow reader loses its oldest audio rather than
 building up delay, and never slows anyone else. Messages are never dropped and keep their place in the
 stream relative to audio.
@@ -12,17 +13,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from typing import Any
+from typing import Any, Final
 
-from herald.media.decimate import Decimator
-from herald.media.frames import FRAME_SAMPLES, SAMPLE_RATE_HZ, Pcm
+from herald.media.clip import Frame
 from herald.media.messages import encode
+from herald.media.opus import OpusStream
 
 _participant_ids = itertools.count(1)
 
 
+OPUS: Final = 0
+"""The ``sample_rate_hz`` of a participant that takes Opus packets (48 kHz, encoded once per room)."""
+
+
 class Participant:
-    """One listener. ``get()`` yields ``bytes`` (a 20 ms PCM frame) or ``str`` (a JSON message), in order."""
+    """One listener. ``get()`` yields ``bytes`` (a 20 ms frame: PCM at ``sample_rate_hz``, or an Opus packet
+    when that is ``OPUS``) or ``str`` (a JSON message), in order."""
 
     def __init__(self, user_id: str, sample_rate_hz: int, max_queued_frames: int) -> None:
         self.participant_id = next(_participant_ids)
@@ -79,7 +85,7 @@ class Room:
         self.agent_user_id = agent_user_id
         self._max_queued_frames = max_queued_frames
         self._participants: dict[int, Participant] = {}
-        self._decimators: dict[int, Decimator] = {}
+        self._opus: OpusStream | None = None
         self._seq_ids = itertools.count(1)
 
     @property
@@ -89,32 +95,33 @@ class Room:
     def join(self, user_id: str, sample_rate_hz: int) -> Participant:
         participant = Participant(user_id, sample_rate_hz, self._max_queued_frames)
         self._participants[participant.participant_id] = participant
-        if sample_rate_hz != SAMPLE_RATE_HZ and sample_rate_hz not in self._decimators:
-            self._decimators[sample_rate_hz] = Decimator(SAMPLE_RATE_HZ // sample_rate_hz, FRAME_SAMPLES)
+        if sample_rate_hz == OPUS and self._opus is None:
+            self._opus = OpusStream()
         return participant
 
     def leave(self, participant: Participant) -> None:
         self._participants.pop(participant.participant_id, None)
         participant.close()
-        if all(p.sample_rate_hz != participant.sample_rate_hz for p in self._participants.values()):
-            self._decimators.pop(participant.sample_rate_hz, None)
+        if all(p.sample_rate_hz != OPUS for p in self._participants.values()):
+            self._opus = None
 
     def close(self) -> None:
         for participant in list(self._participants.values()):
             self.leave(participant)
 
-    def send_audio(self, frame: Pcm) -> None:
-        """Offer one canonical 20 ms frame to everyone, converted to each one's rate."""
-        if not self._participants:
-            return
-        # Every decimator is fed every frame (its filter carries history); 48 kHz bytes only when wanted.
-        by_rate: dict[int, bytes] = {rate: d.push(frame).tobytes() for rate, d in self._decimators.items()}
+    def send_audio(self, frame: Frame) -> None:
+        """Offer one 20 ms frame to everyone, at each one's rate."""
+        by_rate: dict[int, bytes] = {}
         for participant in self._participants.values():
             rate = participant.sample_rate_hz
             data = by_rate.get(rate)
             if data is None:
-                data = by_rate[rate] = frame.tobytes()
+                data = by_rate[rate] = self._encode(frame) if rate == OPUS else frame.payload(rate)
             participant.offer_audio(data)
+
+    def _encode(self, frame: Frame) -> bytes:
+        assert self._opus is not None
+        return self._opus.encode(frame)
 
     def send_message(self, msg_type: int, data: dict[str, Any], *, to: Participant | None = None) -> None:
         text = encode(msg_type, data, seq_id=next(self._seq_ids), sender_id=self.agent_user_id)

@@ -19,6 +19,13 @@ class SpeakingStopped:
 
 
 @dataclass(frozen=True, slots=True)
+class UtteranceStarted:
+    """An utterance's first frame is playing now."""
+
+    handle: SpeechHandle
+
+
+@dataclass(frozen=True, slots=True)
 class PieceStarted:
     """The first frame of a captioned piece is playing now."""
 
@@ -50,7 +57,15 @@ class UtteranceEnded:
     outcome: Outcome
 
 
-SpeechEvent = SpeakingStarted | SpeakingStopped | PieceStarted | PieceEnded | Interrupted | UtteranceEnded
+SpeechEvent = (
+    SpeakingStarted
+    | SpeakingStopped
+    | UtteranceStarted
+    | PieceStarted
+    | PieceEnded
+    | Interrupted
+    | UtteranceEnded
+)
 
 
 class SpeechEventSink(Protocol):

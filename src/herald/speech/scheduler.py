@@ -15,7 +15,8 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
-from herald.media.frames import FRAME_NS, Pcm, pad_frame, split_frames
+from herald.media.clip import Clip, Frame
+from herald.media.frames import FRAME_NS
 from herald.speech.events import (
     Interrupted,
     PieceEnded,
@@ -24,6 +25,7 @@ from herald.speech.events import (
     SpeakingStopped,
     SpeechEventSink,
     UtteranceEnded,
+    UtteranceStarted,
 )
 from herald.speech.handle import SpeechHandle, UtteranceState
 from herald.speech.source import AudioSource
@@ -56,7 +58,7 @@ class _PieceEnd:
     text: str
 
 
-_Item = Pcm | _PieceStart | _PieceEnd
+_Item = Clip | _PieceStart | _PieceEnd
 
 
 @dataclass(eq=False)
@@ -65,6 +67,9 @@ class _Utterance:
     source: AudioSource
     buffer: deque[_Item] = field(default_factory=deque)
     buffered_frames: int = 0
+    played_in_clip: int = 0
+    """Frames of the clip at the head of ``buffer`` already played."""
+    last_clip: Clip | None = None
     producer: asyncio.Task[None] | None = None
     produced_all: bool = False
     error: str = ""
@@ -118,6 +123,7 @@ class SpeechScheduler:
             return False
         had_work = self.busy
         self._cut_all(by=by)
+        self._set_audible(False)  # quiet from now on: say so at once, not on the next frame
         return had_work
 
     def drop_queued(self, by: str) -> SpeechHandle | None:
@@ -137,7 +143,7 @@ class SpeechScheduler:
 
     # ---- playout (called by the pacer every frame) ----
 
-    def next_frame(self) -> Pcm | None:
+    def next_frame(self) -> Frame | None:
         """The next 20 ms to play, or ``None`` for silence. Never blocks."""
         while True:
             utterance = self._current
@@ -170,10 +176,28 @@ class SpeechScheduler:
         self._start_producers()
         return self._current
 
-    def _pop_frame(self, utterance: _Utterance) -> Pcm | None:
+    def _pop_frame(self, utterance: _Utterance) -> Frame | None:
         handle = utterance.handle
-        while utterance.buffer:
-            item = utterance.buffer.popleft()
+        buffer = utterance.buffer
+        while buffer:
+            item = buffer[0]
+            if isinstance(item, Clip):
+                self._set_audible(True)
+                if handle.state is UtteranceState.QUEUED:
+                    handle.move_to(UtteranceState.SPEAKING)
+                    self._emit(UtteranceStarted(handle))
+                handle.frame_played()
+                index = utterance.played_in_clip
+                if index + 1 < item.frames:
+                    utterance.played_in_clip = index + 1
+                else:
+                    buffer.popleft()
+                    utterance.played_in_clip = 0
+                utterance.buffered_frames -= 1
+                if utterance.buffered_frames < self._lookahead_frames:
+                    utterance.space.set()
+                return Frame(item, index)
+            buffer.popleft()
             if isinstance(item, _PieceStart):
                 self._set_audible(True)  # announce speaking before the subtitle of what is said
                 handle.piece_started(item.text, item.frames)
@@ -181,15 +205,6 @@ class SpeechScheduler:
             elif isinstance(item, _PieceEnd):
                 handle.piece_ended()
                 self._emit(PieceEnded(handle, item.sentence_id, item.text))
-            else:
-                if handle.state is UtteranceState.QUEUED:
-                    handle.move_to(UtteranceState.SPEAKING)
-                self._set_audible(True)
-                handle.frame_played()
-                utterance.buffered_frames -= 1
-                if utterance.buffered_frames < self._lookahead_frames:
-                    utterance.space.set()
-                return item
         return None
 
     def _set_audible(self, audible: bool) -> None:
@@ -223,6 +238,7 @@ class SpeechScheduler:
             utterance.producer.cancel()
         utterance.buffer.clear()
         utterance.buffered_frames = 0
+        utterance.played_in_clip = 0
         utterance.handle.move_to(state, reason)
         self._emit(UtteranceEnded(utterance.handle, utterance.handle.outcome()))
 
@@ -250,13 +266,16 @@ class SpeechScheduler:
             async for chunk in utterance.source:
                 sentence_id = self._next_sentence_id
                 self._next_sentence_id += 1
-                frames, rest = split_frames(chunk.pcm)
-                if len(rest):
-                    frames.append(pad_frame(rest))
+                if chunk.continues and utterance.last_clip is not None:
+                    clip = Clip(chunk.pcm, follows=utterance.last_clip)
+                else:
+                    clip = Clip.shared(chunk.pcm)
+                utterance.last_clip = clip
                 if chunk.caption:
-                    utterance.buffer.append(_PieceStart(sentence_id, chunk.caption, len(frames)))
-                utterance.buffer.extend(frames)
-                utterance.buffered_frames += len(frames)
+                    utterance.buffer.append(_PieceStart(sentence_id, chunk.caption, clip.frames))
+                if clip.frames:
+                    utterance.buffer.append(clip)
+                utterance.buffered_frames += clip.frames
                 if chunk.caption:
                     utterance.buffer.append(_PieceEnd(sentence_id, chunk.caption))
                 while utterance.buffered_frames >= self._lookahead_frames:

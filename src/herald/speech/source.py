@@ -23,6 +23,8 @@ class AudioChunk:
 
     pcm: Pcm
     caption: str
+    continues: bool = False
+    """The audio goes on from the previous chunk's without a break (the next part of one file)."""
 
 
 AudioSource = AsyncIterator[AudioChunk]
@@ -60,5 +62,7 @@ async def url_source(
     Closing this source (an interrupt) closes the decoder and the download at once.
     """
     async with aclosing(fetcher.stream(url)) as data, aclosing(decoder.decode(data)) as decoded:
+        first = True
         async for pcm in decoded:
-            yield AudioChunk(apply_volume(pcm, volume_percent), "")
+            yield AudioChunk(apply_volume(pcm, volume_percent), "", continues=not first)
+            first = False

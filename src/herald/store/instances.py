@@ -88,8 +88,8 @@ class InstanceStore:
             rows = await session.scalars(stmt)
             return [_to_record(row) for row in rows]
 
-    async def finish_unfinished(self, now: datetime) -> int:
-        """Mark every instance not yet finished as ended by the system at ``now``; returns how many.
+    async def finish_unfinished(self, now: datetime) -> builtins.list[InstanceRecord]:
+        """Mark every instance not yet finished as ended by the system at ``now``; returns them.
 
         Run at start-up: no instance outlives the process that ran it.
         """
@@ -98,11 +98,12 @@ class InstanceStore:
             update(InstanceRow)
             .where(InstanceRow.status != _FINISHED)
             .values(status=_FINISHED, call_end_at=now, hangup_role=_HANGUP_SYSTEM, modified_at=now)
+            .returning(InstanceRow)
+            .execution_options(synchronize_session=False)
         )
         async with self._sessions.begin() as session:
-            result = cast(CursorResult[Any], await session.execute(stmt))  # an UPDATE's result type
-            updated = result.rowcount
-        return updated
+            rows = (await session.scalars(stmt)).all()
+            return [_to_record(row) for row in rows]
 
 
 def _require_aware_times(record: InstanceRecord) -> None:

@@ -58,3 +58,27 @@ class IdempotencyRecord:
     params_hash: str
     response: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(slots=True)
+class EventRecord:
+    """One event of an instance in the outbox: what happened, and how its callback delivery stands.
+
+    ``seq`` orders an instance's events (and resumes an event stream); ``event_id`` is unique and sent
+    with every delivery attempt, for the receiver's de-duplication.
+    """
+
+    event_id: str
+    owner: str
+    instance_id: str
+    name: str  # agent_start | session_start | agent_stop | error | audio_record | tts_data_received
+    payload: dict[str, Any]  # the callback body, as ICE sends it
+    created_at: datetime
+    callback_url: str | None = None
+    callback_token: str | None = None
+    delivery: str = "none"  # none (no callback) | pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    seq: int | None = None  # given by the database

@@ -101,3 +101,29 @@ class IdempotencyRow(Base):
     params_hash: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]] = mapped_column(_JSONObject)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class EventRow(Base):
+    """The outbox: every event of every instance, and its callback delivery (``EventRecord``'s fields)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_instance_seq", "instance_id", "seq"),
+        Index("ix_events_delivery_due", "delivery", "next_attempt_at"),
+    )
+
+    # SQLite's rowid alias must be INTEGER exactly; PostgreSQL gets a 64-bit identity.
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    owner: Mapped[str] = mapped_column(String)
+    instance_id: Mapped[str] = mapped_column(String)
+    name: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(_JSONObject)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    callback_token: Mapped[str | None] = mapped_column(Text)
+    delivery: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -34,6 +34,8 @@ import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from herald.media.frames import rms
+
 FRAME_MS: Final = 20
 DEFAULT_SAMPLE_RATE_HZ: Final = 16_000
 
@@ -62,13 +64,6 @@ def audio_url(base_ws_url: str, channel_id: str, token: str, sample_rate_hz: int
     return f"{base_ws_url.rstrip('/')}/v1/calls/{channel_id}/audio?{urlencode(query)}"
 
 
-def frame_rms(pcm: Pcm) -> float:
-    """Root-mean-square level of ``pcm`` on the int16 scale (0 for digital silence)."""
-    if len(pcm) == 0:
-        return 0.0
-    return float(np.sqrt(np.mean(np.square(pcm.astype(np.float64)))))
-
-
 @dataclass(frozen=True, slots=True)
 class AudioFrame:
     """One binary message: 16-bit little-endian mono PCM."""
@@ -88,7 +83,7 @@ class AudioFrame:
 
     @property
     def rms(self) -> float:
-        return frame_rms(self.pcm)
+        return rms(self.pcm)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,10 +8,12 @@ from herald.agents.live import SpeechServices
 from herald.agents.manager import InstanceManager
 from herald.agents.registry import AgentDefinition, AgentRegistry
 from herald.auth.tokens import CallTokens
+from herald.events.bus import EventBus
 from herald.media.ticker import Ticker
 from herald.speech.tts import Synthesizer
 from herald.store.db import create_schema, open_database
 from herald.store.dialogues import DialogueStore
+from herald.store.events import EventStore
 from herald.store.instances import InstanceStore
 from herald.testing.clock import VirtualClock
 from herald.testing.tts import ToneEngine
@@ -26,6 +28,7 @@ class World:
         self.ticker = Ticker(self.clock)
         self.tts = ToneEngine(("tone", "tone-2"))
         self.synth = Synthesizer(self.tts)
+        self.events = EventBus(EventStore(self.engine), self.clock, batch_delay_s=0)
         self.manager = InstanceManager(
             InstanceStore(self.engine),
             DialogueStore(self.engine),
@@ -34,6 +37,7 @@ class World:
             self.ticker,
             CallTokens(b"k" * 32),
             self.clock,
+            events=self.events,
         )
 
     async def open(self) -> World:
@@ -42,5 +46,6 @@ class World:
 
     async def close(self) -> None:
         await self.manager.stop_all()
+        await self.events.close()
         self.synth.close()
         await self.engine.dispose()

@@ -1,0 +1,1 @@
+"""WebRTC: people join calls from browsers and apps; signalling in ``api/webrtc.py``."""
