@@ -1,5 +1,6 @@
 """The ``herald`` command: ``serve`` runs the server, ``token`` mints a call token, ``say`` pushes a speech
-and ``call`` joins a call from the terminal (the last two in ``herald.client.commands``)."""
+and ``call`` joins a call from the terminal (the last two in ``herald.client.commands``); ``accounts``,
+``users``, ``keys`` and ``policies`` manage who may call (``herald.admin.commands``)."""
 
 from __future__ import annotations
 
@@ -167,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_endpoint(call)
     call.set_defaults(run=_call)
+
+    from herald.admin.commands import register
+
+    register(commands)
     return parser
 
 

@@ -2,7 +2,8 @@
 
 Environment names that always work: ``HERALD_ACCESS_KEY_ID``, ``HERALD_ACCESS_KEY_SECRET``,
 ``HERALD_DATA_DIR``, ``HERALD_DATABASE_URL``, plus ``HERALD_CONFIG`` (the TOML file; default
-``<data dir>/herald.toml`` when it exists) and ``HERALD_TOKEN_SECRET``. See ``docs/configuration.md``.
+``<data dir>/herald.toml`` when it exists), ``HERALD_TOKEN_SECRET`` and ``HERALD_MASTER_KEY``. See
+``docs/configuration.md``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from herald.agents.registry import AgentDefinition
-from herald.auth.keys import AccessKey
+from herald.auth.keys import DEFAULT_ACCOUNT, AccessKey, check_account_name, check_user_name
+from herald.auth.sealing import new_master_key, parse_master_key
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEV_KEY_FILE = "dev-access-key.json"
 TOKEN_SECRET_FILE = "token-secret"
+MASTER_KEY_FILE = "master-key"
 
 
 class ConfigError(Exception):
@@ -48,6 +51,12 @@ class Settings:
     """``[webrtc]`` of the config file: ICE servers, timeouts (see ``RtcSettings``)."""
     callbacks: Mapping[str, Any] = field(default_factory=dict)
     """``[callbacks]`` of the config file: retries and timeouts of event callbacks (``DeliverySettings``)."""
+    auth: Mapping[str, Any] = field(default_factory=dict)
+    """``[auth]`` of the config file: the region in resource names, how often keys are reloaded."""
+    throttling: Mapping[str, Any] = field(default_factory=dict)
+    """``[throttling]`` of the config file: per-account request rates (``ThrottleSettings``)."""
+    master_key: str | None = None
+    """``HERALD_MASTER_KEY``: seals access-key secrets in the database (else a file in the data dir)."""
 
     fetch_allow: str = ""
     """``HERALD_FETCH_ALLOW``: hosts, addresses and networks audio URLs may reach although private."""
@@ -97,6 +106,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         decode=dict(_table(doc, "decode")),
         webrtc=dict(_table(doc, "webrtc")),
         callbacks=dict(_table(doc, "callbacks")),
+        auth=dict(_table(doc, "auth")),
+        throttling=dict(_table(doc, "throttling")),
+        master_key=env.get("HERALD_MASTER_KEY") or None,
         fetch_allow=env.get("HERALD_FETCH_ALLOW", ""),
         config_file=config_file if config_file.is_file() else None,
     )
@@ -125,6 +137,25 @@ def ensure_token_secret(settings: Settings) -> bytes:
     if not path.is_file():
         _write_private(path, secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+def ensure_master_key(settings: Settings) -> bytes:
+    """The key that seals secrets in the database: ``HERALD_MASTER_KEY``, else one kept in the data dir.
+
+    Every process using one database (the server, ``herald keys``, the nodes of a cluster) needs the same.
+    """
+    if settings.master_key is not None:
+        try:
+            return parse_master_key(settings.master_key)
+        except ValueError as exc:
+            raise ConfigError(f"HERALD_MASTER_KEY: {exc}.") from None
+    path = settings.data_dir / MASTER_KEY_FILE
+    if not path.is_file():
+        _write_private(path, new_master_key())
+    try:
+        return parse_master_key(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}.") from None
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -159,4 +190,12 @@ def _list(doc: Mapping[str, Any], name: str) -> list[Any]:
 def _access_key(entry: Any, index: int) -> AccessKey:
     if not isinstance(entry, dict) or not entry.get("id") or not entry.get("secret"):
         raise ConfigError(f"access_keys[{index}] needs an id and a secret.")
-    return AccessKey(str(entry["id"]), str(entry["secret"]), bool(entry.get("active", True)))
+    unknown = sorted(set(entry) - {"id", "secret", "active", "account", "user"})
+    if unknown:
+        raise ConfigError(f"access_keys[{index}] has unknown keys {unknown}.")
+    try:
+        account = check_account_name(str(entry.get("account", DEFAULT_ACCOUNT)))
+        user = check_user_name(str(entry["user"])) if entry.get("user") is not None else None
+    except ValueError as exc:
+        raise ConfigError(f"access_keys[{index}]: {exc}.") from None
+    return AccessKey(str(entry["id"]), str(entry["secret"]), bool(entry.get("active", True)), account, user)

@@ -13,7 +13,9 @@ code is decided in ``herald.api.envelope`` and nowhere else.
     ├── AuthError                   (who is calling, and may they)
     │   ├── IncompleteSignature, SignatureDoesNotMatch, InvalidTimeStampFormat, InvalidTimeStampExpired,
     │   ├── SignatureNonceUsed, InvalidAccessKeyIdNotFound, InvalidAccessKeyIdInactive
-    │   └── InvalidToken            (a call token that is malformed, forged, expired or for another channel)
+    │   ├── InvalidToken            (a call token that is malformed, forged, expired or for another channel)
+    │   └── ForbiddenRam            Forbidden.RAM (a policy does not allow it; HTTP 403, AccessDeniedDetail)
+    ├── Throttled                   Throttling.User (over the account's rate; HTTP 400, x-acs-retry-after)
     ├── NotFound
     │   ├── ApiNotFound             InvalidApi.NotFound (unknown action or version)
     │   ├── AgentNotFound
@@ -25,6 +27,7 @@ code is decided in ``herald.api.envelope`` and nowhere else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 
@@ -39,6 +42,14 @@ class HeraldError(Exception):
         self.message = message
         if code is not None:
             self.code = code  # type: ignore[misc]  # an instance may refine its class's code
+
+    def envelope_fields(self) -> Mapping[str, object]:
+        """Fields the error adds to the envelope besides ``Code``, ``Message`` and the rest."""
+        return {}
+
+    def headers(self) -> Mapping[str, str]:
+        """Headers the error response carries."""
+        return {}
 
 
 class BadRequest(HeraldError):
@@ -115,6 +126,33 @@ class InvalidAccessKeyIdInactive(AuthError):
 
 class InvalidToken(AuthError):
     code = "InvalidToken"
+
+
+class ForbiddenRam(AuthError):
+    """A policy does not allow the action: ``AccessDeniedDetail`` says which action and why (ICE's fields)."""
+
+    code = "Forbidden.RAM"
+
+    def __init__(self, message: str, detail: Mapping[str, str]) -> None:
+        super().__init__(message)
+        self.detail = dict(detail)
+
+    def envelope_fields(self) -> Mapping[str, object]:
+        return {"AccessDeniedDetail": self.detail}
+
+
+class Throttled(HeraldError):
+    """The account is over its request rate for the action; the client may retry after ``retry_after_ms``."""
+
+    code = "Throttling.User"
+    recommend = "Slow down: retry after the time given in the x-acs-retry-after header (milliseconds)."
+
+    def __init__(self, message: str, retry_after_ms: int) -> None:
+        super().__init__(message)
+        self.retry_after_ms = max(1, retry_after_ms)
+
+    def headers(self) -> Mapping[str, str]:
+        return {"x-acs-retry-after": str(self.retry_after_ms)}
 
 
 class NotFound(HeraldError):

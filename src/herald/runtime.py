@@ -20,11 +20,14 @@ from herald.agents.registry import AgentRegistry
 from herald.agents.settings import validate_agent_config
 from herald.api.authn import Authenticator
 from herald.api.idempotency import Idempotency
-from herald.auth.keys import StaticKeyStore
+from herald.auth.authorize import Authorizer
+from herald.auth.directory import DirectorySettings, KeyDirectory
 from herald.auth.nonces import NonceCache
+from herald.auth.sealing import SecretBox
+from herald.auth.throttle import RateLimiter, ThrottleSettings
 from herald.auth.tokens import CallTokens
 from herald.clock import Clock, SystemClock
-from herald.config import ConfigError, Settings, ensure_dev_key, ensure_token_secret
+from herald.config import ConfigError, Settings, ensure_dev_key, ensure_master_key, ensure_token_secret
 from herald.errors import InvalidParameter
 from herald.events.bus import EventBus
 from herald.events.delivery import CallbackDelivery, DeliverySettings
@@ -38,6 +41,7 @@ from herald.speech.tts import Synthesizer, TtsEngine
 from herald.store.db import create_schema, database_url_for_dir, open_database
 from herald.store.dialogues import DialogueStore
 from herald.store.events import EventStore
+from herald.store.iam import IamStore
 from herald.store.idempotency import IdempotencyStore
 from herald.store.instances import InstanceStore
 
@@ -54,7 +58,9 @@ class Runtime:
     instances: InstanceManager
     authenticator: Authenticator
     tokens: CallTokens
-    keys: StaticKeyStore
+    keys: KeyDirectory
+    authorizer: Authorizer
+    limiter: RateLimiter
     idempotency: Idempotency
     fetch_policy: AddressPolicy
     fetcher: SafeFetcher
@@ -79,11 +85,18 @@ class Runtime:
             dev_key, created = ensure_dev_key(settings.data_dir)
             keys = [dev_key]
             _announce_dev_key(settings, dev_key.access_key_id, dev_key.secret, created)
-        key_store = StaticKeyStore(keys)
         tokens = CallTokens(ensure_token_secret(settings))
+        box = SecretBox(ensure_master_key(settings))
+        try:
+            directory_settings = DirectorySettings(**settings.auth)
+            throttle_settings = ThrottleSettings.from_table(settings.throttling)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[auth] or [throttling]: {exc}") from None
 
         engine = open_database(settings.database_url or database_url_for_dir(settings.data_dir))
         await create_schema(engine)
+        key_store = KeyDirectory(keys, IamStore(engine), box, clock, directory_settings)
+        await key_store.start()
         store = InstanceStore(engine)
 
         if tts is None:
@@ -126,6 +139,8 @@ class Runtime:
             authenticator=Authenticator(key_store, NonceCache(clock), clock),
             tokens=tokens,
             keys=key_store,
+            authorizer=Authorizer(key_store, clock),
+            limiter=RateLimiter(throttle_settings, clock),
             idempotency=Idempotency(IdempotencyStore(engine), clock),
             fetch_policy=fetch_policy,
             fetcher=fetcher,
@@ -142,6 +157,7 @@ class Runtime:
             asyncio.create_task(ticker.run(), name="ticker"),
             asyncio.create_task(instances.watch(), name="instance-watch"),
             asyncio.create_task(delivery.run(), name="callback-delivery"),
+            asyncio.create_task(key_store.run(), name="key-reload"),
         ]
         return runtime
 

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from herald.agents.registry import AgentDefinition
-from herald.config import ConfigError, Settings, ensure_dev_key, ensure_token_secret, load_settings
+from herald.auth.keys import AccessKey
+from herald.config import (
+    ConfigError,
+    Settings,
+    ensure_dev_key,
+    ensure_master_key,
+    ensure_token_secret,
+    load_settings,
+)
 from herald.runtime import _check_agents
 
 
@@ -73,6 +81,9 @@ SpeechRate = 1.2
         ({}, "[[access_keys]]\nid = 'x'\n", "needs an id and a secret"),
         ({}, "this is not toml", "herald.toml"),
         ({"HERALD_CONFIG": "/nonexistent/herald.toml"}, None, "not a file"),
+        ({}, "[[access_keys]]\nid = 'x'\nsecret = 's'\naccount = 'Bad Name'\n", "account name 'Bad Name'"),
+        ({}, "[[access_keys]]\nid = 'x'\nsecret = 's'\nuser = 'a/b'\n", "user name 'a/b'"),
+        ({}, "[[access_keys]]\nid = 'x'\nsecret = 's'\nacount = 'a'\n", "unknown keys \\['acount'\\]"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, env: dict[str, str], text: str | None, message: str) -> None:
@@ -152,3 +163,27 @@ def test_webrtc_settings_come_from_the_config_file_and_bad_ones_are_named(tmp_pa
         _limits(RtcSettings, {"ice_servers": ["http://example.com"]}, "webrtc")
     with pytest.raises(ConfigError, match="connect_timeout_s must be positive"):
         _limits(RtcSettings, {"connect_timeout_s": 0}, "webrtc")
+
+
+def test_keys_of_the_file_may_name_their_account_and_user(tmp_path: Path) -> None:
+    write(
+        tmp_path / "herald.toml",
+        "[[access_keys]]\nid = 'a'\nsecret = 's'\n"
+        "[[access_keys]]\nid = 'b'\nsecret = 's'\naccount = 'acme'\nuser = 'alice'\n",
+    )
+    keys = load_settings({"HERALD_DATA_DIR": str(tmp_path)}).access_keys
+    assert keys == (AccessKey("a", "s"), AccessKey("b", "s", True, "acme", "alice"))
+    assert (keys[0].account_id, keys[0].user_name) == ("default", None)
+
+
+def test_the_master_key_is_kept_privately_or_taken_from_the_environment(tmp_path: Path) -> None:
+    kept = ensure_master_key(Settings(data_dir=tmp_path))
+    assert len(kept) == 32
+    assert ensure_master_key(Settings(data_dir=tmp_path)) == kept
+    assert stat.S_IMODE((tmp_path / "master-key").stat().st_mode) == 0o600
+    given = "A" * 43  # 32 zero-ish bytes in URL-safe base64
+    assert len(ensure_master_key(Settings(data_dir=tmp_path, master_key=given))) == 32
+    with pytest.raises(ConfigError, match="HERALD_MASTER_KEY: the master key must be 32 bytes"):
+        ensure_master_key(Settings(data_dir=tmp_path, master_key="too-short"))
+    settings = load_settings({"HERALD_DATA_DIR": str(tmp_path), "HERALD_MASTER_KEY": given})
+    assert settings.master_key == given

@@ -7,10 +7,7 @@ resumes with ``Last-Event-ID``: it gets every event once, in order, and the stre
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import secrets
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 
-from herald.api.signing import SignedRequest, canonical_request_v3, sign_v3
 from herald.testing.audio_client import MSG_AGENT_STATE, AudioRecorder
 from herald.testing.transcript import is_listening
 
@@ -53,22 +49,7 @@ async def follow(response: httpx.Response) -> AsyncIterator[Sse]:
 
 
 def signed_get(server, path: str) -> dict[str, str]:
-    """V3 (ACS3-HMAC-SHA256) headers for ``GET path``, as the SDK would sign it."""
-    key_id, secret = server.key.access_key_id, server.key.access_key_secret
-    empty = hashlib.sha256(b"").hexdigest()
-    headers = {
-        "host": server.url.removeprefix("http://"),
-        "x-acs-content-sha256": empty,
-        "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "x-acs-signature-nonce": secrets.token_hex(16),
-    }
-    names = sorted(headers)
-    request = SignedRequest("GET", path, [], [], list(headers.items()), b"")
-    signature = sign_v3(canonical_request_v3(request, names, payload_hash=empty), secret)
-    headers["authorization"] = (
-        f"ACS3-HMAC-SHA256 Credential={key_id},SignedHeaders={';'.join(names)},Signature={signature}"
-    )
-    return headers
+    return server.signed_get(path)
 
 
 async def test_an_operator_follows_a_speech_and_an_interrupt_and_resumes_after_a_disconnect(

@@ -19,7 +19,7 @@ class ActionContext:
     instances: InstanceManager
     idempotency: Idempotency
     owner: str
-    """The AccessKeyId that signed the request."""
+    """The account of the key that signed the request: everything it creates is the account's."""
     request_id: str
     params: Params
     fetch_policy: AddressPolicy

@@ -16,6 +16,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "InvalidAction.NotFound": 404,
     "InvalidToken": 401,
     "Forbidden.RAM": 403,
+    "Throttling.User": 400,
     "ServiceUnavailable": 503,
     "InternalError": 500,
     "RequestTooLarge": 413,
@@ -40,5 +41,6 @@ def error_response(error: HeraldError, request_id: str) -> JSONResponse:
         "Code": error.code,
         "Message": error.message,
         "Recommend": error.recommend,
+        **error.envelope_fields(),
     }
-    return JSONResponse(body, status_code=status_for(error))
+    return JSONResponse(body, status_code=status_for(error), headers=dict(error.headers()))

@@ -3,8 +3,9 @@
 Each event is ``id: <seq>``, ``event: <name>``, ``data: <the callback body>``. A client that reconnects
 with ``Last-Event-ID`` (or ``?lastEventId=``) gets every event after that one from the outbox, then the
 live ones: nothing is missed and nothing repeated. The stream ends after the instance's ``agent_stop``.
-Authorisation: a request signed like the API (ACS3-HMAC-SHA256, by the instance's owner), or
-``Authorization: Bearer <call token>`` of the instance's channel.
+Authorisation: a request signed like the API (ACS3-HMAC-SHA256, by a key of the instance's account
+whose policies allow ``ice:DescribeAIAgentInstanceEvents``), or ``Authorization: Bearer <call token>``
+of the instance's channel.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from herald import ids
+from herald.api.access import admit, authenticate, relative_id
 from herald.api.envelope import error_response
 from herald.api.signed import signed_request
 from herald.errors import HeraldError, InstanceNotFound, InternalError, InvalidParameter
@@ -28,6 +30,8 @@ from herald.store.records import EventRecord, InstanceRecord
 _log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 15.0
+EVENTS_ACTION = "DescribeAIAgentInstanceEvents"
+"""The action name policies use for following an instance's events (``ice:DescribeAIAgentInstanceEvents``)."""
 PAGE = 500
 
 
@@ -57,8 +61,9 @@ async def _authorize(request: Request, runtime: Runtime, instance_id: str) -> In
             raise InstanceNotFound(f"The instance {instance_id!r} does not exist.")
         runtime.tokens.verify(credentials.strip(), channel_id=record.channel_id, now=runtime.clock.now())
         return record
-    key = runtime.authenticator.authenticate(await signed_request(request))
-    return await runtime.instances.get(key.access_key_id, instance_id)
+    key = await authenticate(runtime, await signed_request(request))
+    admit(runtime, key, EVENTS_ACTION, relative_id(instance_id=instance_id), request)
+    return await runtime.instances.get(key.account_id, instance_id)
 
 
 def _last_event_id(request: Request) -> int:

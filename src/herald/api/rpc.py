@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from herald import ids
+from herald.api.access import admit, authenticate, relative_id
 from herald.api.actions import ACTIONS
 from herald.api.body import read_body
 from herald.api.context import API_VERSION, ActionContext
@@ -76,7 +77,7 @@ async def _handle(request: Request, runtime: Runtime, request_id: str, labels: _
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     form = decode_pairs(body, "body") if content_type == "application/x-www-form-urlencoded" else []
     _label_and_bind(request.headers.get("x-acs-action"), (*query, *form), labels)
-    key = runtime.authenticator.authenticate(as_signed(request, query=query, form=form, body=body))
+    key = await authenticate(runtime, as_signed(request, query=query, form=form, body=body))
 
     values: dict[str, str] = {}
     for name, value in (*query, *form):
@@ -89,16 +90,18 @@ async def _handle(request: Request, runtime: Runtime, request_id: str, labels: _
     if handler is None or version != API_VERSION:
         what = f"action {action!r}" if handler is None else f"version {version!r} of {action}"
         raise ApiNotFound(f"The {what} is not supported; Herald speaks ICE API version {API_VERSION}.")
+    assert action is not None
+    admit(runtime, key, action, relative_id(values), request)
     params = Params({k: v for k, v in values.items() if k not in _SIGNATURE_PARAMS})
     context = ActionContext(
         instances=runtime.instances,
         idempotency=runtime.idempotency,
-        owner=key.access_key_id,
+        owner=key.account_id,
         request_id=request_id,
         params=params,
         fetch_policy=runtime.fetch_policy,
     )
-    _log.debug("request %s: %s by %s", request_id, action, key.access_key_id)
+    _log.debug("request %s: %s by %s (%s)", request_id, action, key.access_key_id, key.principal)
     return await handler(context, params)
 
 

@@ -82,3 +82,36 @@ class EventRecord:
     last_error: str | None = None
     delivered_at: datetime | None = None
     seq: int | None = None  # given by the database
+
+
+@dataclass(frozen=True, slots=True)
+class AccessKeyRecord:
+    """An access key as stored: its secret sealed (``herald.auth.sealing``)."""
+
+    access_key_id: str
+    account_id: str
+    user_name: str | None
+    sealed_secret: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    account_id: str
+    policy_name: str
+    document: str
+    description: str
+    created_at: datetime
+    modified_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class IamSnapshot:
+    """Everything the server needs to authenticate and authorize, read in one transaction."""
+
+    accounts: frozenset[str]
+    keys: tuple[AccessKeyRecord, ...]
+    policies: tuple[PolicyRecord, ...]
+    attachments: tuple[tuple[str, str, str], ...]
+    """(account, user, policy name) for each policy attached to a user."""

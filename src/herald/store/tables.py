@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -127,3 +127,58 @@ class EventRow(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AccountRow(Base):
+    """An account: the owner of instances, users, keys and policies."""
+
+    __tablename__ = "accounts"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UserRow(Base):
+    """A user within an account; what its keys may do is what its attached policies allow."""
+
+    __tablename__ = "users"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AccessKeyRow(Base):
+    """An access key; the secret is sealed (``herald.auth.sealing``), never stored in plain text."""
+
+    __tablename__ = "access_keys"
+
+    access_key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_name: Mapped[str | None] = mapped_column(String(64))
+    sealed_secret: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PolicyRow(Base):
+    """A named policy document of an account."""
+
+    __tablename__ = "policies"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    policy_name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class UserPolicyRow(Base):
+    """A policy attached to a user."""
+
+    __tablename__ = "user_policies"
+
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    policy_name: Mapped[str] = mapped_column(String(128), primary_key=True)

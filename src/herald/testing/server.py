@@ -380,6 +380,28 @@ class HeraldServer:
         )
         return httpx.Request("POST", f"{self.url}/", params=query, headers=headers)
 
+    def signed_get(
+        self, path: str, *, access_key_id: str | None = None, access_key_secret: str | None = None
+    ) -> dict[str, str]:
+        """V3 (``ACS3-HMAC-SHA256``) headers for ``GET path`` (the event stream), as the SDK would sign it."""
+        from herald.api.signing import SignedRequest, canonical_request_v3, sign_v3
+
+        key_id = access_key_id if access_key_id is not None else self.access_key_id
+        secret = access_key_secret if access_key_secret is not None else self.access_key_secret
+        headers = {
+            "host": self.endpoint,
+            "x-acs-content-sha256": EMPTY_SHA256,
+            "x-acs-date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "x-acs-signature-nonce": secrets.token_hex(16),
+        }
+        names = sorted(headers)
+        request = SignedRequest("GET", path, [], [], list(headers.items()), b"")
+        signature = sign_v3(canonical_request_v3(request, names, payload_hash=EMPTY_SHA256), secret)
+        headers["authorization"] = (
+            f"ACS3-HMAC-SHA256 Credential={key_id},SignedHeaders={';'.join(names)},Signature={signature}"
+        )
+        return headers
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -1,0 +1,1 @@
+"""Operator commands that change what is in the database: accounts, users, access keys, policies."""
