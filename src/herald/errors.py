@@ -9,6 +9,7 @@ code is decided in ``herald.api.envelope`` and nowhere else.
     │   ├── InvalidParameter        InvalidParameter
     │   ├── RequestTooLarge         (a body over 1 MiB; HTTP 413)
     │   ├── IdempotentParameterMismatch
+    │   ├── MethodNotAllowed        UnsupportedHTTPMethod (HTTP 405)
     │   └── IncorrectInstanceStatus  (the instance cannot do that in its state)
     ├── AuthError                   (who is calling, and may they)
     │   ├── IncompleteSignature, SignatureDoesNotMatch, InvalidTimeStampFormat, InvalidTimeStampExpired,
@@ -82,6 +83,10 @@ class UnsupportedMediaType(BadRequest):
 
 class IdempotentParameterMismatch(BadRequest):
     code = "IdempotentParameterMismatch"
+
+
+class MethodNotAllowed(BadRequest):
+    code = "UnsupportedHTTPMethod"
 
 
 class IncorrectInstanceStatus(BadRequest):

@@ -213,3 +213,22 @@ def test_an_oversized_body_is_refused_before_it_is_read_whole(server: HeraldServ
     assert response.status_code == 413
     assert envelope(response)["Code"] == "RequestTooLarge"
     assert http.get(f"{server.url}/health").status_code == 200
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_a_method_the_api_does_not_take_gets_the_envelope(server: HeraldServer, method: str) -> None:
+    response = httpx.request(
+        method, f"{server.url}/", params={"Action": "DescribeAIAgentInstance"}, timeout=10
+    )
+    assert response.status_code == 405
+    assert response.json().keys() >= {"RequestId", "HostId", "Code", "Message", "Recommend"}
+    assert response.json()["Code"] == "UnsupportedHTTPMethod"
+    assert method in response.json()["Message"]
+    assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_a_path_that_does_not_exist_gets_the_envelope(server: HeraldServer) -> None:
+    response = httpx.post(f"{server.url}/v2/nothing", timeout=10)
+    assert response.status_code == 404
+    assert response.json()["Code"] == "NotFound"
+    assert "/v2/nothing" in response.json()["Message"]

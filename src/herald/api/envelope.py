@@ -21,6 +21,7 @@ _STATUS_BY_CODE: dict[str, int] = {
     "InternalError": 500,
     "RequestTooLarge": 413,
     "UnsupportedMediaType": 415,
+    "UnsupportedHTTPMethod": 405,
 }
 
 
