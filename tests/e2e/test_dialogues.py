@@ -27,6 +27,7 @@ CONFIG = f"""
 [[access_keys]]
 id = "{OTHER_KEY.access_key_id}"
 secret = "{OTHER_KEY.access_key_secret}"
+account = "other"
 
 [agents.greeter.AgentConfig]
 Greeting = "{GREETING}"
@@ -187,7 +188,7 @@ def test_dialogues_page_and_order(api, counted):
     assert list_dialogues(api, f"session-{uuid.uuid4()}") == [], "an unknown session has nothing"
 
 
-def test_another_key_sees_nothing(server, api, counted):
+def test_another_account_sees_nothing(server, api, counted):
     session_id, instance_id, _ = counted
     other = server.sdk_client(
         access_key_id=OTHER_KEY.access_key_id, access_key_secret=OTHER_KEY.access_key_secret

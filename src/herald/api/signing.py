@@ -128,10 +128,17 @@ def canonical_request_v3(
 ) -> str:
     """The V3 CanonicalRequest; ``payload_hash`` defaults to ``hex(sha256(req.body))``.
 
-    Raises ``InvalidParameter`` if a query key repeats (the SDK never sends one; we do not guess an order).
+    Raises ``InvalidParameter`` if a query key repeats (the SDK never sends one; we do not guess an order),
+    or if a name holds ``&`` or ``=``.
     """
     # Names go in raw and values RFC 3986-encoded, as the Python SDK does; ICE names are all unreserved.
-    query = "&".join(f"{name}={quote(value, safe='~')}" for name, value in sorted(_unique(req.query).items()))
+    # A raw name holding '&' or '=' would read as two parameters ("a=1&b" = "2" signs as a=1, b=2), so a
+    # signature could be carried over to parameters it never covered: such names are refused.
+    params = _unique(req.query)
+    for name in params:
+        if "&" in name or "=" in name:
+            raise InvalidParameter(name[:64], "a parameter name must not contain '&' or '='.")
+    query = "&".join(f"{name}={quote(value, safe='~')}" for name, value in sorted(params.items()))
     return "\n".join(
         [
             req.method,
