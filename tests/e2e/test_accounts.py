@@ -93,7 +93,7 @@ def eventually(check: Any, timeout_s: float = RELOAD_WAIT_S) -> Any:
     while True:
         try:
             return check()
-        except (AssertionError, ClientException):
+        except (AssertionError, ClientException, pytest.fail.Exception):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
