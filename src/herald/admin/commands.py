@@ -23,6 +23,11 @@ from herald.store.db import create_schema, database_url_for_dir, open_database
 from herald.store.iam import IamError, IamStore
 from herald.store.records import AccessKeyRecord
 
+_WHERE = (
+    "Changes go to the database the server uses (HERALD_DATABASE_URL, else the data directory), whether "
+    "the server runs or not; a running server sees a new key at once and other changes within "
+    "[auth] reload_s (2 s by default)."
+)
 KEY_ID_PREFIX = "HRLD"
 MAX_POLICY_BYTES = 64 * 1024
 
@@ -88,7 +93,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _group(
     commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
 ) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    parser = commands.add_parser(name, help=text, description=text + ". " + (__doc__ or "").split("\n\n")[1])
+    parser = commands.add_parser(name, help=text, description=f"{text}. {_WHERE}")
     return parser.add_subparsers(dest=f"{name}_command", required=True)
 
 
