@@ -7,7 +7,6 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from ipaddress import ip_address
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from herald.store.records import AccessKeyRecord
 from herald.testing.clock import VirtualClock
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-LOOPBACK = Origin(ip_address("127.0.0.1"), secure_transport=False)
+LOOPBACK = Origin.of("127.0.0.1", "http")
 SECOND_NS = 1_000_000_000
 
 

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from herald.auth.policy import PolicyError, parse_policy
+from herald.auth.keys import principal
+from herald.auth.policy import MAX_DOCUMENT_BYTES, PolicyError, parse_policy
 from herald.auth.sealing import SecretBox
 from herald.clock import SystemClock
 from herald.config import Settings, ensure_master_key
@@ -29,7 +30,6 @@ _WHERE = (
     "[auth] reload_s (2 s by default)."
 )
 KEY_ID_PREFIX = "HRLD"
-MAX_POLICY_BYTES = 64 * 1024
 
 Handler = Callable[[IamStore, argparse.Namespace, Settings], Awaitable[int]]
 
@@ -58,12 +58,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create.add_argument("--user", help="the key is this user's (else the account's own: allowed everything)")
     create.add_argument("--json", action="store_true", help="print the key as JSON")
     _command(keys, "list", _list_keys, "list keys (never their secrets)").add_argument("account", nargs="?")
-    for name, handler, text in (
-        ("disable", _disable_key, "disable a key (requests signed with it are refused)"),
-        ("enable", _enable_key, "enable a disabled key"),
+    key_commands: tuple[tuple[str, Handler, str], ...] = (
+        ("disable", _key_activation(False), "disable a key (requests signed with it are refused)"),
+        ("enable", _key_activation(True), "enable a disabled key"),
         ("delete", _delete_key, "delete a key"),
-    ):
-        _command(keys, name, handler, text).add_argument("access_key_id", metavar="ACCESS_KEY_ID")
+    )
+    for name, key_handler, text in key_commands:
+        _command(keys, name, key_handler, text).add_argument("access_key_id", metavar="ACCESS_KEY_ID")
 
     policies = _group(commands, "policies", "RAM-style policies attached to users (docs/security.md)")
     put = _command(policies, "create", _create_policy, "create (or with --replace, replace) a policy")
@@ -181,7 +182,7 @@ async def _create_key(store: IamStore, args: argparse.Namespace, settings: Setti
             created_at=SystemClock().now(),
         )
     )
-    owner = args.account if args.user is None else f"{args.account}/{args.user}"
+    owner = principal(args.account, args.user)
     if args.json:
         print(json.dumps({"AccessKeyId": key_id, "AccessKeySecret": secret, "Account": args.account,
                           "User": args.user}))  # fmt: skip
@@ -193,22 +194,19 @@ async def _create_key(store: IamStore, args: argparse.Namespace, settings: Setti
 
 async def _list_keys(store: IamStore, args: argparse.Namespace, settings: Settings) -> int:
     for key in await store.keys(args.account):
-        owner = key.account_id if key.user_name is None else f"{key.account_id}/{key.user_name}"
+        owner = principal(key.account_id, key.user_name)
         status = "active" if key.active else "disabled"
         print(f"{key.access_key_id}\t{owner}\t{status}\t{key.created_at:%Y-%m-%dT%H:%M:%SZ}")
     return 0
 
 
-async def _disable_key(store: IamStore, args: argparse.Namespace, settings: Settings) -> int:
-    await store.set_key_active(args.access_key_id, False)
-    print(f"disabled {args.access_key_id}")
-    return 0
+def _key_activation(active: bool) -> Handler:
+    async def handler(store: IamStore, args: argparse.Namespace, settings: Settings) -> int:
+        await store.set_key_active(args.access_key_id, active)
+        print(f"{'enabled' if active else 'disabled'} {args.access_key_id}")
+        return 0
 
-
-async def _enable_key(store: IamStore, args: argparse.Namespace, settings: Settings) -> int:
-    await store.set_key_active(args.access_key_id, True)
-    print(f"enabled {args.access_key_id}")
-    return 0
+    return handler
 
 
 async def _delete_key(store: IamStore, args: argparse.Namespace, settings: Settings) -> int:
@@ -221,9 +219,9 @@ async def _delete_key(store: IamStore, args: argparse.Namespace, settings: Setti
 
 
 async def _create_policy(store: IamStore, args: argparse.Namespace, settings: Settings) -> int:
-    raw = sys.stdin.buffer.read(MAX_POLICY_BYTES + 1) if args.file == "-" else _read_file(Path(args.file))
-    if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError(f"the policy document is over {MAX_POLICY_BYTES // 1024} KiB")
+    raw = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1) if args.file == "-" else _read_file(Path(args.file))
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise PolicyError(f"the policy document is over {MAX_DOCUMENT_BYTES // 1024} KiB")
     try:
         document = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -238,7 +236,7 @@ async def _create_policy(store: IamStore, args: argparse.Namespace, settings: Se
 
 def _read_file(path: Path) -> bytes:
     with path.open("rb") as f:
-        return f.read(MAX_POLICY_BYTES + 1)
+        return f.read(MAX_DOCUMENT_BYTES + 1)
 
 
 async def _list_policies(store: IamStore, args: argparse.Namespace, settings: Settings) -> int:

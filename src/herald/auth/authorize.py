@@ -21,18 +21,22 @@ SERVICE = "ice"
 
 @dataclass(frozen=True, slots=True)
 class Origin:
-    """Where a request came from, for policy conditions."""
+    """Where a request came from, for policy conditions. The address is parsed only when a policy is
+    evaluated: an account's own keys never need it."""
 
-    source_ip: IPv4Address | IPv6Address | None
+    host: str | None
     secure_transport: bool
 
     @classmethod
     def of(cls, host: str | None, scheme: str) -> Origin:
+        return cls(host, scheme in ("https", "wss"))
+
+    @property
+    def source_ip(self) -> IPv4Address | IPv6Address | None:
         try:
-            source = ip_address(host) if host else None
+            return ip_address(self.host) if self.host else None
         except ValueError:
-            source = None
-        return cls(source, scheme in ("https", "wss"))
+            return None
 
 
 class Authorizer:

@@ -10,7 +10,7 @@ see it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,7 +53,11 @@ class AccessKey:
     @property
     def principal(self) -> str:
         """Who signs with the key, for messages: ``account`` or ``account/user``."""
-        return self.account_id if self.user_name is None else f"{self.account_id}/{self.user_name}"
+        return principal(self.account_id, self.user_name)
+
+
+def principal(account_id: str, user_name: str | None) -> str:
+    return account_id if user_name is None else f"{account_id}/{user_name}"
 
 
 class KeyStore(Protocol):
@@ -68,9 +72,6 @@ class StaticKeyStore:
 
     def get(self, access_key_id: str) -> AccessKey | None:
         return self._keys.get(access_key_id)
-
-    def __iter__(self) -> Iterator[AccessKey]:
-        return iter(self._keys.values())
 
     def __len__(self) -> int:
         return len(self._keys)
