@@ -149,6 +149,7 @@ async def test_save_updates_mutable_fields(store: InstanceStore) -> None:
         call_start_at=T0 + timedelta(minutes=1),
         call_end_at=T0 + timedelta(minutes=4),
         hangup_role=0,
+        node_id="node-b",
     )
     assert {
         f.name

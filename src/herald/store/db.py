@@ -1,17 +1,19 @@
-"""Opening the database: URL normalisation, SQLite connection settings, schema creation."""
+"""Opening the database: URL normalisation, connection settings, and the schema's migrations (Alembic)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
-
-from herald.store.tables import Base
 
 # What a user may write → the async driver Herald uses for it.
 _ASYNC_DRIVERS = {
@@ -66,10 +68,49 @@ def open_database(url: str) -> AsyncEngine:
     return engine
 
 
+BASELINE_REVISION = "0001"
+"""The schema of the releases before migrations: a database made by them is stamped with it, then upgraded."""
+_MIGRATION_LOCK = (
+    0x4845_5241_4C44  # "HERALD": one PostgreSQL advisory lock serialises nodes migrating at once
+)
+
+
+def migration_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "herald.store:migrations")
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(migration_config()).get_current_head()
+    assert head is not None
+    return head
+
+
 async def create_schema(engine: AsyncEngine) -> None:
-    """Create every missing table and index; existing ones are left as they are."""
+    """Bring the schema up to date: every migration not yet applied, in one transaction.
+
+    Nodes of a cluster starting together take turns (an advisory lock); the later ones find nothing to do.
+    """
     async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+        await conn.run_sync(_upgrade)
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at (``None``: never migrated)."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    config = migration_config()
+    config.attributes["connection"] = connection
+    tables = set(inspect(connection).get_table_names())
+    if "instances" in tables and "alembic_version" not in tables:
+        command.stamp(config, BASELINE_REVISION)  # made by a release before migrations
+    command.upgrade(config, "head")
 
 
 def _set_sqlite_pragmas(dbapi_connection: DBAPIConnection, connection_record: ConnectionPoolEntry) -> None:

@@ -29,6 +29,8 @@ class InstanceRecord:
     call_start_at: datetime | None  # when the first user joined
     call_end_at: datetime | None
     hangup_role: int | None  # 0 agent, 1 user, 2 system
+    node_id: str | None = None
+    """The cluster node that runs (or ran) the instance; ``None`` in embedded mode."""
 
 
 @dataclass(slots=True)

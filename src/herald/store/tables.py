@@ -49,7 +49,11 @@ class InstanceRow(Base):
     """One row per agent instance; columns are named as the fields of ``InstanceRecord``."""
 
     __tablename__ = "instances"
-    __table_args__ = (Index("ix_instances_agent_created", "agent_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_instances_agent_created", "agent_id", "created_at"),
+        # The cluster's reaper looks for unfinished instances of nodes that stopped answering.
+        Index("ix_instances_status_node", "status", "node_id"),
+    )
 
     instance_id: Mapped[str] = mapped_column(String, primary_key=True)
     agent_id: Mapped[str] = mapped_column(String)
@@ -69,6 +73,7 @@ class InstanceRow(Base):
     call_start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     call_end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     hangup_role: Mapped[int | None] = mapped_column(Integer)
+    node_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class DialogueRow(Base):
