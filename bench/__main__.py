@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, capacity, first_audio, interrupt, memory, webrtc
+from bench import api, capacity, cluster, first_audio, interrupt, memory, webrtc
 from bench.harness import ROOT, LoadWatch, Options, machine_facts
 from bench.stats import Figure, format_table
 
@@ -33,6 +33,7 @@ FIGURES: dict[str, Callable[[Options], Coroutine[Any, Any, Figure]]] = {
     "api": api.run,
     "memory": memory.run,
     "webrtc": webrtc.run,
+    "cluster": cluster.run,
 }
 RESULTS = ROOT / "bench" / "results"
 

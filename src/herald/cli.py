@@ -5,6 +5,8 @@ and ``call`` joins a call from the terminal (the last two in ``herald.client.com
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import sys
 from collections.abc import Sequence
 from types import FrameType
@@ -19,21 +21,47 @@ DEFAULT_TOKEN_EXPIRE_S = 3600
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            super().handle_exit(sig, frame)
-            # uvicorn re-raises the signal after a graceful shutdown, so the process would end "killed by
-            # SIGTERM" (143). For Herald SIGTERM/SIGINT *ask* for a clean stop: once it is done, exit 0.
-            self._captured_signals.clear()
-
     from herald.api.app import create_app
     from herald.client.credentials import http_url
 
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    settings = dataclasses.replace(settings, host=host, port=port)  # a cluster node advertises them
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        draining: set[asyncio.Task[None]] | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            runtime = getattr(app.state, "runtime", None)
+            if self.draining is None and runtime is not None and runtime.cluster is not None:
+                # A cluster node drains first: it takes no new instances and lets current speech end,
+                # still serving its calls; then the usual shutdown. A second signal stops at once.
+                self.draining = set()
+                loop = asyncio.get_running_loop()  # a signal handler runs on the loop's thread
+                loop.call_soon_threadsafe(self._start_drain, loop, sig, frame)
+                return
+            self._exit(sig, frame)
+
+        def _start_drain(self, loop: asyncio.AbstractEventLoop, sig: int, frame: FrameType | None) -> None:
+            assert self.draining is not None
+            self.draining.add(loop.create_task(self._drain_then_exit(sig, frame), name="drain"))
+
+        async def _drain_then_exit(self, sig: int, frame: FrameType | None) -> None:
+            try:
+                await app.state.runtime.drain()
+            finally:
+                self._exit(sig, frame)
+
+        def _exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal after a graceful shutdown, so the process would end "killed by
+            # SIGTERM" (143). For Herald SIGTERM/SIGINT *ask* for a clean stop: once it is done, exit 0.
+            self._captured_signals.clear()
+
     configure_logging(args.log_level, args.log_format)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         # uvloop and httptools: the fastest event loop and HTTP parser for uvicorn (docs/performance.md).

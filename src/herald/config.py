@@ -2,8 +2,9 @@
 
 Environment names that always work: ``HERALD_ACCESS_KEY_ID``, ``HERALD_ACCESS_KEY_SECRET``,
 ``HERALD_DATA_DIR``, ``HERALD_DATABASE_URL``, plus ``HERALD_CONFIG`` (the TOML file; default
-``<data dir>/herald.toml`` when it exists), ``HERALD_TOKEN_SECRET`` and ``HERALD_MASTER_KEY``. See
-``docs/configuration.md``.
+``<data dir>/herald.toml`` when it exists), ``HERALD_TOKEN_SECRET`` and ``HERALD_MASTER_KEY``; in cluster
+mode ``HERALD_REDIS_URL``, ``HERALD_CLUSTER``, ``HERALD_NODE_ID``, ``HERALD_ADVERTISE_URL``. See
+``docs/configuration.md`` and ``docs/cluster.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ DEFAULT_PORT = 8080
 DEV_KEY_FILE = "dev-access-key.json"
 TOKEN_SECRET_FILE = "token-secret"
 MASTER_KEY_FILE = "master-key"
+
+
+_CLUSTER_IDENTITY_KEYS = frozenset({"redis_url", "name", "node_id", "advertise_url"})
+"""``[cluster]`` keys that the environment may also set; the rest are ``ClusterSettings``' tunables."""
 
 
 class ConfigError(Exception):
@@ -57,6 +62,16 @@ class Settings:
     """``[throttling]`` of the config file: per-account request rates (``ThrottleSettings``)."""
     master_key: str | None = None
     """``HERALD_MASTER_KEY``: seals access-key secrets in the database (else a file in the data dir)."""
+    redis_url: str | None = None
+    """``HERALD_REDIS_URL``: set, the node runs in cluster mode (``docs/cluster.md``)."""
+    cluster_name: str = "herald"
+    """``HERALD_CLUSTER``: the cluster's name, the prefix of its Redis keys (clusters may share a Redis)."""
+    node_id: str | None = None
+    """``HERALD_NODE_ID``: this node's name in the cluster (default: host name and port)."""
+    advertise_url: str | None = None
+    """``HERALD_ADVERTISE_URL``: where the other nodes reach this one (default: ``http://<host>:<port>``)."""
+    cluster: Mapping[str, Any] = field(default_factory=dict)
+    """``[cluster]`` of the config file: leases, heartbeats, drain (``ClusterSettings``)."""
 
     fetch_allow: str = ""
     """``HERALD_FETCH_ALLOW``: hosts, addresses and networks audio URLs may reach although private."""
@@ -78,6 +93,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     doc = _read_toml(config_file) if config_file.is_file() else {}
 
     server = _table(doc, "server")
+    cluster = _table(doc, "cluster")
     keys = [_access_key(entry, i) for i, entry in enumerate(_list(doc, "access_keys"))]
     key_id, key_secret = env.get("HERALD_ACCESS_KEY_ID"), env.get("HERALD_ACCESS_KEY_SECRET")
     if bool(key_id) != bool(key_secret):
@@ -109,6 +125,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         auth=dict(_table(doc, "auth")),
         throttling=dict(_table(doc, "throttling")),
         master_key=env.get("HERALD_MASTER_KEY") or None,
+        redis_url=env.get("HERALD_REDIS_URL") or _optional_str(cluster, "redis_url"),
+        cluster_name=env.get("HERALD_CLUSTER") or str(cluster.get("name", "herald")),
+        node_id=env.get("HERALD_NODE_ID") or _optional_str(cluster, "node_id"),
+        advertise_url=env.get("HERALD_ADVERTISE_URL") or _optional_str(cluster, "advertise_url"),
+        cluster={k: v for k, v in cluster.items() if k not in _CLUSTER_IDENTITY_KEYS},
         fetch_allow=env.get("HERALD_FETCH_ALLOW", ""),
         config_file=config_file if config_file.is_file() else None,
     )
@@ -156,6 +177,11 @@ def ensure_master_key(settings: Settings) -> bytes:
         return parse_master_key(path.read_text())
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}.") from None
+
+
+def _optional_str(table: Mapping[str, Any], key: str) -> str | None:
+    value = table.get(key)
+    return None if value is None or value == "" else str(value)
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -8,7 +8,7 @@ import gc
 import importlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,6 +19,7 @@ from herald.agents.manager import InstanceManager
 from herald.agents.registry import AgentRegistry
 from herald.agents.settings import validate_agent_config
 from herald.api.authn import Authenticator
+from herald.api.context import InstanceActions
 from herald.api.idempotency import Idempotency
 from herald.auth.authorize import Authorizer
 from herald.auth.directory import DirectorySettings, KeyDirectory
@@ -27,6 +28,8 @@ from herald.auth.sealing import SecretBox
 from herald.auth.throttle import RateLimiter, ThrottleSettings
 from herald.auth.tokens import CallTokens
 from herald.clock import Clock, SystemClock
+from herald.cluster.node import ClusterNode
+from herald.cluster.settings import ClusterSettings, derive_token_secret, node_identity
 from herald.config import ConfigError, Settings, ensure_dev_key, ensure_master_key, ensure_token_secret
 from herald.errors import InvalidParameter
 from herald.events.bus import EventBus
@@ -68,6 +71,10 @@ class Runtime:
     client_messages: ClientMessages
     rtc: RtcSessions
     events: EventBus
+    actions: InstanceActions
+    """The instance actions as the API runs them: ``instances`` itself, or routed across the cluster."""
+    cluster: ClusterNode | None = None
+    """This node's part in a cluster (``None``: embedded mode)."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -85,8 +92,15 @@ class Runtime:
             dev_key, created = ensure_dev_key(settings.data_dir)
             keys = [dev_key]
             _announce_dev_key(settings, dev_key.access_key_id, dev_key.secret, created)
-        tokens = CallTokens(ensure_token_secret(settings))
-        box = SecretBox(ensure_master_key(settings))
+        if settings.redis_url:
+            _check_cluster_settings(settings)
+            master_key = ensure_master_key(settings)
+            token_secret = settings.token_secret or derive_token_secret(master_key)
+            tokens = CallTokens(ensure_token_secret(replace(settings, token_secret=token_secret)))
+        else:
+            master_key = ensure_master_key(settings)
+            tokens = CallTokens(ensure_token_secret(settings))
+        box = SecretBox(master_key)
         try:
             directory_settings = DirectorySettings(**settings.auth)
             throttle_settings = ThrottleSettings.from_table(settings.throttling)
@@ -98,6 +112,20 @@ class Runtime:
         key_store = KeyDirectory(keys, IamStore(engine), box, clock, directory_settings)
         await key_store.start()
         store = InstanceStore(engine)
+        cluster: ClusterNode | None = None
+        if settings.redis_url:
+            try:
+                identity = node_identity(
+                    settings.cluster_name,
+                    settings.node_id,
+                    settings.advertise_url,
+                    settings.host,
+                    settings.port,
+                )
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+            cluster_settings = _limits(ClusterSettings, settings.cluster, "cluster")
+            cluster = ClusterNode.open(identity, cluster_settings, settings.redis_url, store, clock)
 
         if tts is None:
             tts = await asyncio.to_thread(_load_voices)
@@ -125,7 +153,12 @@ class Runtime:
             tokens,
             clock,
             events=events,
+            ownership=cluster.ownership if cluster is not None else None,
         )
+        actions: InstanceActions = instances
+        if cluster is not None:
+            actions = cluster.attach(instances, store)
+            await cluster.start()
         await instances.recover()
         client_messages = ClientMessages(instances)
         rtc = RtcSessions(instances, client_messages.handle, _limits(RtcSettings, settings.webrtc, "webrtc"))
@@ -148,6 +181,8 @@ class Runtime:
             client_messages=client_messages,
             rtc=rtc,
             events=events,
+            actions=actions,
+            cluster=cluster,
         )
         # Everything made so far lives as long as the process: keep it out of the cyclic collector's scans,
         # whose full passes otherwise pause the pacer for tens of milliseconds.
@@ -161,8 +196,17 @@ class Runtime:
         ]
         return runtime
 
+    async def drain(self) -> None:
+        """SIGTERM in a cluster: take no new instances, let current speech end (bounded); then ``close``."""
+        if self.cluster is not None:
+            await self.cluster.drain()
+
     async def close(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop_tasks()
         await self.instances.stop_all()
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.rtc.close_all()
         await self.events.close()  # every event is in the outbox; undelivered callbacks resume next start
         for task in self._tasks:
@@ -175,7 +219,7 @@ class Runtime:
         await self.engine.dispose()
 
 
-L = TypeVar("L", FetchLimits, DecodeLimits, RtcSettings, DeliverySettings)
+L = TypeVar("L", FetchLimits, DecodeLimits, RtcSettings, DeliverySettings, ClusterSettings)
 
 
 def _limits(kind: type[L], table: Mapping[str, Any], name: str) -> L:
@@ -195,6 +239,21 @@ def _limits(kind: type[L], table: Mapping[str, Any], name: str) -> L:
         return kind(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[{name}]: {exc}") from None
+
+
+def _check_cluster_settings(settings: Settings) -> None:
+    """Cluster mode needs what every node must share: a PostgreSQL database and one master key."""
+    url = settings.database_url or ""
+    if not url.startswith(("postgresql", "postgres")):
+        raise ConfigError(
+            "HERALD_REDIS_URL is set (cluster mode), so HERALD_DATABASE_URL must name a PostgreSQL database "
+            "that every node shares (postgresql://user:password@host/db); SQLite is one machine's."
+        )
+    if settings.master_key is None:
+        raise ConfigError(
+            "Cluster mode needs HERALD_MASTER_KEY, the same on every node: it seals access-key secrets and "
+            "signs call tokens (docs/cluster.md)."
+        )
 
 
 def _check_agents(settings: Settings, voice_ids: Sequence[str]) -> None:

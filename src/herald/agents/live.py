@@ -160,6 +160,10 @@ class LiveInstance:
         self.scheduler.push(handle, self._source(request), request.policy)
         return handle
 
+    def pending_requests(self) -> list[SpeechRequest]:
+        """The speeches accepted that have no outcome yet (playing or queued)."""
+        return list(self._requests.values())
+
     def _source(self, request: SpeechRequest) -> AudioSource:
         voice = self.voice(request)
         if request.kind is SpeechKind.AUDIO_URL:

@@ -16,7 +16,8 @@ from typing import Any
 
 from herald import ids
 from herald.agents.dialogue_log import DialogueLog
-from herald.agents.live import Expiry, LiveInstance, SpeechServices
+from herald.agents.live import SPEECH_FAILED_CODE, Expiry, LiveInstance, SpeechServices
+from herald.agents.ownership import LocalOwnership, Ownership
 from herald.agents.registry import AgentRegistry
 from herald.agents.requests import DialogueType, SpeechRequest
 from herald.agents.settings import (
@@ -30,7 +31,13 @@ from herald.agents.settings import (
 from herald.agents.state import HangupRole, InstanceStatus, check_transition
 from herald.auth.tokens import CallTokens
 from herald.clock import Clock
-from herald.errors import ChannelNotFound, IncorrectInstanceStatus, InstanceNotFound, InvalidParameter
+from herald.errors import (
+    ChannelNotFound,
+    IncorrectInstanceStatus,
+    InstanceNotFound,
+    InvalidParameter,
+    ServiceUnavailable,
+)
 from herald.events.bus import EventBus
 from herald.events.model import AgentEvent, CallbackTarget, EventName
 from herald.media.room import Participant
@@ -42,6 +49,9 @@ from herald.store.instances import InstanceStore
 from herald.store.records import InstanceRecord
 
 _log = logging.getLogger(__name__)
+
+NODE_LOST_CODE = 503
+"""``code`` of the ``error`` event of an instance whose node died."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +89,12 @@ class InstanceManager:
         clock: Clock,
         *,
         events: EventBus | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self._store = store
+        self._ownership: Ownership = ownership or LocalOwnership()
+        self.accepting_instances = True
+        """False while the node drains (cluster mode): no new instance is created here."""
         self._events = events
         self._callbacks: dict[str, CallbackTarget | None] = {}
         """Where each live instance's events go (``AgentConfig.CallbackConfig``), if anywhere."""
@@ -105,9 +119,29 @@ class InstanceManager:
     def live_count(self) -> int:
         return len(self._live)
 
+    @property
+    def speaking_count(self) -> int:
+        """Live instances with anything playing, synthesising or queued (the cluster's placement)."""
+        return sum(1 for live in self._live.values() if live.scheduler.busy)
+
     def live_instances(self) -> list[LiveInstance]:
         """The live instances now (for monitoring)."""
         return list(self._live.values())
+
+    def has_channel(self, channel_id: str) -> bool:
+        """Whether this process runs the live instance of ``channel_id``."""
+        return channel_id in self._channels
+
+    def is_live(self, instance_id: str) -> bool:
+        return instance_id in self._live
+
+    def live_snapshot(self) -> list[tuple[InstanceRecord, list[SpeechRequest]]]:
+        """Each live instance's record and its speeches without an outcome (the cluster re-records them)."""
+        return [
+            (self._records[instance_id], live.pending_requests())
+            for instance_id, live in self._live.items()
+            if instance_id in self._records
+        ]
 
     # ---- creating ----
 
@@ -123,6 +157,8 @@ class InstanceManager:
         return GeneratedCall(record, user_id, token)
 
     async def _create(self, request: NewInstance) -> InstanceRecord:
+        if not self.accepting_instances:
+            raise ServiceUnavailable("This node is draining; it takes no new instances.")
         agent = self._agents.get(request.agent_id)
         config = merge_agent_config(dict(agent.agent_config), request.agent_config or {})
         model = validate_agent_config(config, voice_ids=self.voice_ids)
@@ -154,8 +190,14 @@ class InstanceManager:
             call_start_at=None,
             call_end_at=None,
             hangup_role=None,
+            node_id=self._ownership.node_id,
         )
-        await self._store.add(record)
+        await self._ownership.claim(record)
+        try:
+            await self._store.add(record)
+        except BaseException:
+            await self._ownership.release(record)
+            raise
         self._go_live(record, model)
         _log.info(
             "instance %s of agent %s started in channel %s", record.instance_id, agent.agent_id, channel_id
@@ -256,6 +298,7 @@ class InstanceManager:
             raise IncorrectInstanceStatus(
                 f"The instance {instance_id!r} is stopping; it takes no more speech."
             )
+        await self._ownership.speech_accepted(instance_id, request)
         return live.speak(request)
 
     async def send_data_channel_message(self, owner: str, instance_id: str, message: str) -> None:
@@ -309,8 +352,8 @@ class InstanceManager:
 
     async def recover(self) -> int:
         """After a restart: whatever was live when the server went down is over (and says so: its
-        ``agent_stop`` goes out, with ``hangupRole`` 2)."""
-        finished = await self._store.finish_unfinished(self._clock.now())
+        ``agent_stop`` goes out, with ``hangupRole`` 2). In a cluster, only this node's instances."""
+        finished = await self._store.finish_unfinished(self._clock.now(), node_id=self._ownership.node_id)
         why = "the server stopped while the instance was live"
         for record in finished:
             self._callbacks[record.instance_id] = stored_callback_target(record.agent_config)
@@ -320,6 +363,25 @@ class InstanceManager:
         if count:
             _log.info("marked %d instance(s) left live by the previous run as Finished", count)
         return count
+
+    def finish_orphans(
+        self, records: Sequence[InstanceRecord], unfinished: dict[str, list[SpeechRequest]], why: str
+    ) -> None:
+        """Another node died running ``records`` (already marked Finished): say so. Each gets an ``error``
+        event and its ``agent_stop`` (``hangupRole`` 2); each of its speeches without an outcome
+        (``unfinished``, by instance) gets the ``failed`` one in the dialogue log."""
+        for record in records:
+            self._callbacks[record.instance_id] = stored_callback_target(record.agent_config)
+            for request in unfinished.get(record.instance_id, ()):
+                outcome = Outcome(UtteranceState.FAILED, played_ms=0, heard_text="", reason=why)
+                session_id = record.session_id or record.instance_id
+                self._dialogue_log.record(record.owner, session_id, record.instance_id, request, outcome)
+                data = {"requestId": request.utterance_id}
+                self._emit(record, EventName.ERROR, data, code=SPEECH_FAILED_CODE, message=why)
+            self._emit(record, EventName.ERROR, {"reason": why}, code=NODE_LOST_CODE, message=why)
+            self._emit_stop(record, why)
+            self._callbacks.pop(record.instance_id, None)
+            _log.warning("instance %s finished: %s", record.instance_id, why)
 
     # ---- joining the call ----
 
@@ -395,6 +457,7 @@ class InstanceManager:
 
     def _utterance_ended(self, live: LiveInstance, request: SpeechRequest, outcome: Outcome) -> None:
         self._dialogue_log.record(live.owner, live.session_id, live.instance_id, request, outcome)
+        self._ownership.speech_ended(live.instance_id, request.utterance_id)
         if request.end_call_after and outcome.state is UtteranceState.FINISHED:
             live.accepting = False
             self._spawn(self._end(live.instance_id, HangupRole.AGENT, "EndCallAfterSpoken"), "end-call")
@@ -469,7 +532,7 @@ class InstanceManager:
         )
 
     async def _drop_live(self, instance_id: str, why: str) -> None:
-        self._records.pop(instance_id, None)
+        record = self._records.pop(instance_id, None)
         live = self._live.pop(instance_id, None)
         self._locks.pop(instance_id, None)
         if live is None:
@@ -477,3 +540,5 @@ class InstanceManager:
         self._channels.pop(live.room.channel_id, None)
         self._ticker.remove(live)
         await live.close(why)
+        if record is not None:
+            await self._ownership.release(record)

@@ -27,7 +27,10 @@ from herald.runtime import Runtime
 
 async def health(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
-    return JSONResponse({"status": "ok", "liveInstances": runtime.instances.live_count})
+    body: dict[str, object] = {"status": "ok", "liveInstances": runtime.instances.live_count}
+    if runtime.cluster is not None:
+        body.update(node=runtime.cluster.identity.node_id, draining=runtime.cluster.draining)
+    return JSONResponse(body)
 
 
 async def root(request: Request) -> Response:

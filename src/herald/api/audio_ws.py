@@ -18,6 +18,7 @@ from herald.agents.client_messages import ClientMessages
 from herald.agents.live import LiveInstance
 from herald.api.call_auth import call_grant
 from herald.api.envelope import error_response
+from herald.cluster.proxy import proxy_websocket
 from herald.errors import ChannelNotFound, HeraldError, InternalError, InvalidParameter
 from herald.media.frames import CLIENT_SAMPLE_RATES_HZ
 from herald.media.room import Participant
@@ -44,6 +45,11 @@ async def audio_socket(websocket: WebSocket) -> None:
     channel_id = websocket.path_params["channel_id"]
     try:
         grant = call_grant(runtime, websocket.headers, websocket.query_params, channel_id)
+        if runtime.cluster is not None and not runtime.instances.has_channel(channel_id):
+            node_url = await runtime.cluster.channel_url(channel_id)
+            if node_url is not None:  # the call runs on another node: relay to it
+                await proxy_websocket(websocket, node_url)
+                return
         with contextlib.suppress(ChannelNotFound):  # join() says so, in its turn
             set_log_context(instance_id=runtime.instances.live_in_channel(channel_id).instance_id)
         sample_rate_hz = _sample_rate(websocket)

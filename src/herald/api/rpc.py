@@ -19,6 +19,7 @@ from herald.api.body import read_body
 from herald.api.context import API_VERSION, ActionContext
 from herald.api.envelope import error_response
 from herald.api.metrics import api_metrics
+from herald.api.outage import as_unavailable
 from herald.api.params import Params
 from herald.api.signed import MAX_BODY_BYTES, as_signed, decode_pairs
 from herald.errors import ApiNotFound, HeraldError, InternalError, InvalidParameter
@@ -58,12 +59,18 @@ async def handle_rpc(request: Request) -> Response:
             code = exc.code
             _log.info("request %s refused: %s %s", request_id, exc.code, exc.message)
             response = error_response(exc, request_id)
-        except Exception:
-            code = InternalError.code
-            _log.exception("request %s failed", request_id)
-            response = error_response(
-                InternalError("An internal error occurred; it has been logged."), request_id
-            )
+        except Exception as exc:
+            outage = as_unavailable(exc)
+            if outage is not None:
+                code = outage.code
+                _log.warning("request %s: %s (%s)", request_id, outage.message, exc)
+                response = error_response(outage, request_id)
+            else:
+                code = InternalError.code
+                _log.exception("request %s failed", request_id)
+                response = error_response(
+                    InternalError("An internal error occurred; it has been logged."), request_id
+                )
         else:
             code = "OK"
             response = JSONResponse({"RequestId": request_id, **body})
@@ -94,7 +101,7 @@ async def _handle(request: Request, runtime: Runtime, request_id: str, labels: _
     admit(runtime, key, action, relative_id(values), request)
     params = Params({k: v for k, v in values.items() if k not in _SIGNATURE_PARAMS})
     context = ActionContext(
-        instances=runtime.instances,
+        instances=runtime.actions,
         idempotency=runtime.idempotency,
         owner=key.account_id,
         request_id=request_id,

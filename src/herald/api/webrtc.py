@@ -17,6 +17,7 @@ from herald import ids
 from herald.api.body import read_body
 from herald.api.call_auth import call_grant
 from herald.api.envelope import error_response
+from herald.cluster.proxy import proxy_http
 from herald.errors import ChannelNotFound, HeraldError, InternalError, InvalidParameter, UnsupportedMediaType
 from herald.observability.logs import set_log_context
 from herald.runtime import Runtime
@@ -51,6 +52,9 @@ def _enveloped(
 async def _offer(request: Request, runtime: Runtime, request_id: str) -> Response:
     channel_id = request.path_params["channel_id"]
     grant = call_grant(runtime, request.headers, request.query_params, channel_id)
+    relayed = await _relay(request, runtime, channel_id, MAX_OFFER_BYTES)
+    if relayed is not None:
+        return relayed
     _bind_instance(runtime, channel_id)
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type != SDP_TYPE:
@@ -78,6 +82,9 @@ async def _offer(request: Request, runtime: Runtime, request_id: str) -> Respons
 async def _leave(request: Request, runtime: Runtime, request_id: str) -> Response:
     channel_id = request.path_params["channel_id"]
     grant = call_grant(runtime, request.headers, request.query_params, channel_id)
+    relayed = await _relay(request, runtime, channel_id, 0)
+    if relayed is not None:
+        return relayed
     _bind_instance(runtime, channel_id)
     session = runtime.rtc.get(request.path_params["session_id"], channel_id=channel_id, user_id=grant.user_id)
     await runtime.rtc.close(session, "the user left (DELETE)")
@@ -87,9 +94,23 @@ async def _leave(request: Request, runtime: Runtime, request_id: str) -> Respons
 async def _describe(request: Request, runtime: Runtime, request_id: str) -> Response:
     channel_id = request.path_params["channel_id"]
     grant = call_grant(runtime, request.headers, request.query_params, channel_id)
+    relayed = await _relay(request, runtime, channel_id, 0)
+    if relayed is not None:
+        return relayed
     _bind_instance(runtime, channel_id)
     session = runtime.rtc.get(request.path_params["session_id"], channel_id=channel_id, user_id=grant.user_id)
     return JSONResponse({"RequestId": request_id, **session.describe()})
+
+
+async def _relay(request: Request, runtime: Runtime, channel_id: str, max_body: int) -> Response | None:
+    """In a cluster, a call running on another node: its answer to this request, relayed (else ``None``)."""
+    if runtime.cluster is None or runtime.instances.has_channel(channel_id):
+        return None
+    node_url = await runtime.cluster.channel_url(channel_id)
+    if node_url is None:
+        return None
+    body = await read_body(request, max_body) if max_body else b""
+    return await proxy_http(request, body, node_url, runtime.cluster.http)
 
 
 def _bind_instance(runtime: Runtime, channel_id: str) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, fields
 from typing import Literal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from herald.store.records import DialogueRecord
@@ -24,12 +25,19 @@ class DialogueStore:
         await self.add_all([record])
 
     async def add_all(self, records: Sequence[DialogueRecord]) -> None:
-        """Insert ``records`` in one transaction."""
+        """Insert ``records`` in one transaction; a line already stored (same ``dialogue_id``) is kept as
+        it is — in a cluster, a dead node's speeches are failed by another node, which cannot know for sure
+        which outcomes the dead node managed to write."""
         if not records:
             return
         # A Core executemany, not ORM objects: the log is written in bursts of hundreds of lines.
         async with self._sessions.begin() as session:
-            await session.execute(insert(DialogueRow), [asdict(record) for record in records])
+            dialect = (await session.connection()).dialect.name
+            stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(DialogueRow)
+            await session.execute(
+                stmt.on_conflict_do_nothing(index_elements=["dialogue_id"]),
+                [asdict(record) for record in records],
+            )
 
     async def list(
         self,
