@@ -157,7 +157,7 @@ class Runtime:
         )
         actions: InstanceActions = instances
         if cluster is not None:
-            actions = cluster.attach(instances, store)
+            actions = cluster.attach(instances, store, events)
             await cluster.start()
         await instances.recover()
         client_messages = ClientMessages(instances)
@@ -174,7 +174,9 @@ class Runtime:
             keys=key_store,
             authorizer=Authorizer(key_store, clock),
             limiter=RateLimiter(throttle_settings, clock),
-            idempotency=Idempotency(IdempotencyStore(engine), clock),
+            idempotency=Idempotency(
+                IdempotencyStore(engine), clock, shared_lock=cluster.shared_lock if cluster else None
+            ),
             fetch_policy=fetch_policy,
             fetcher=fetcher,
             decoder=decoder,

@@ -23,6 +23,7 @@ from herald.api.access import admit, authenticate, relative_id
 from herald.api.envelope import error_response
 from herald.api.signed import signed_request
 from herald.errors import HeraldError, InstanceNotFound, InternalError, InvalidParameter
+from herald.events.bus import NEW_IN_OUTBOX
 from herald.events.model import EventName
 from herald.runtime import Runtime
 from herald.store.records import EventRecord, InstanceRecord
@@ -80,29 +81,44 @@ async def _stream(runtime: Runtime, record: InstanceRecord, after: int) -> Async
     with bus.subscribe(record.instance_id) as live:
         await bus.flush()  # what has happened so far is in the outbox
         last = after
-        while True:  # the outbox first, page by page
-            page = await bus.store.after(record.instance_id, last, limit=PAGE)
-            for event in page:
-                yield _format(event)
-                last = event.seq or last
-                if event.name == EventName.AGENT_STOP:
-                    return
-            if len(page) < PAGE:
-                break
+        async for event in _from_outbox(runtime, record.instance_id, last):
+            yield _format(event)
+            last = event.seq or last
+            if event.name == EventName.AGENT_STOP:
+                return
         while True:  # then as they happen
             try:
                 item = await asyncio.wait_for(live.queue.get(), HEARTBEAT_S)
             except TimeoutError:
+                item = NEW_IN_OUTBOX  # a look at the outbox now and then, should a notice have been lost
                 yield ": keep-alive\n\n"
-                continue
             if item is None:  # fell too far behind: the client resumes from its last id
                 return
-            if item.seq is None or item.seq <= last:
-                continue
-            yield _format(item)
-            last = item.seq
-            if item.name == EventName.AGENT_STOP:
-                return
+            # Written by this node: the event itself. By another (a cluster): a notice to read the outbox.
+            events = [item] if isinstance(item, EventRecord) else await _read_all(runtime, record, last)
+            for event in events:
+                if event.seq is None or event.seq <= last:
+                    continue
+                yield _format(event)
+                last = event.seq
+                if event.name == EventName.AGENT_STOP:
+                    return
+
+
+async def _from_outbox(runtime: Runtime, instance_id: str, after: int) -> AsyncIterator[EventRecord]:
+    """Every event of the instance after ``after`` in the outbox, page by page."""
+    last = after
+    while True:
+        page = await runtime.events.store.after(instance_id, last, limit=PAGE)
+        for event in page:
+            yield event
+            last = event.seq or last
+        if len(page) < PAGE:
+            return
+
+
+async def _read_all(runtime: Runtime, record: InstanceRecord, after: int) -> list[EventRecord]:
+    return [event async for event in _from_outbox(runtime, record.instance_id, after)]
 
 
 def _format(event: EventRecord) -> str:

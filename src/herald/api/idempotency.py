@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -25,16 +26,33 @@ def params_hash(params: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def digest_key(owner: str, action: str, token: str) -> str:
+    """A fixed-length name for the (owner, action, token) triple, fit for a lock's key."""
+    return hashlib.sha256(json.dumps([owner, action, token]).encode()).hexdigest()
+
+
 def check_token(token: str) -> None:
     if not 1 <= len(token) <= MAX_TOKEN_CHARS or not token.isascii() or not token.isprintable():
         raise InvalidParameter(TOKEN_PARAM, f"must be 1 to {MAX_TOKEN_CHARS} printable ASCII characters.")
 
 
+SharedLock = Callable[[str], AbstractAsyncContextManager[object]]
+"""A lock by name held across processes (a cluster's nodes share ``ClientToken`` answers)."""
+
+
 class Idempotency:
-    def __init__(self, store: IdempotencyStore, clock: Clock, *, ttl: timedelta = DEFAULT_TTL) -> None:
+    def __init__(
+        self,
+        store: IdempotencyStore,
+        clock: Clock,
+        *,
+        ttl: timedelta = DEFAULT_TTL,
+        shared_lock: SharedLock | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._ttl = ttl
+        self._shared_lock = shared_lock
         self._locks: dict[tuple[str, str, str], _KeyLock] = {}
 
     async def run(
@@ -58,7 +76,10 @@ class Idempotency:
         entry = self._locks.setdefault(key, _KeyLock())
         entry.users += 1
         try:
-            async with entry.lock:
+            shared = (
+                self._shared_lock(digest_key(owner, action, token)) if self._shared_lock else nullcontext()
+            )
+            async with entry.lock, shared:
                 now = self._clock.now()
                 earlier = await self._store.get(owner, action, token)
                 if earlier is not None and now - earlier.created_at < self._ttl:

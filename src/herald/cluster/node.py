@@ -10,27 +10,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 
 from herald.agents.manager import InstanceManager
 from herald.clock import Clock
 from herald.cluster.commands import CommandBus
+from herald.cluster.event_relay import EventRelay
 from herald.cluster.keys import Keys, open_redis
 from herald.cluster.membership import Membership, wait_for_redis
 from herald.cluster.ownership import RedisOwnership
 from herald.cluster.reaper import Reaper
 from herald.cluster.routing import ClusterInstances, execute
 from herald.cluster.settings import ClusterSettings, NodeIdentity
+from herald.errors import ServiceUnavailable
+from herald.events.bus import EventBus
 from herald.store.instances import InstanceStore
 
 _log = logging.getLogger(__name__)
 
 DRAIN_POLL_S = 0.1
+SHARED_LOCK_TTL_S = 60
 
 
 @dataclass
@@ -48,6 +54,7 @@ class ClusterNode:
     bus: CommandBus | None = None
     reaper: Reaper | None = None
     actions: ClusterInstances | None = None
+    relay: EventRelay | None = None
     _manager: InstanceManager | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -79,8 +86,10 @@ class ClusterNode:
             http=httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(10.0, connect=2.0)),
         )
 
-    def attach(self, manager: InstanceManager, store: InstanceStore) -> ClusterInstances:
+    def attach(self, manager: InstanceManager, store: InstanceStore, events: EventBus) -> ClusterInstances:
         self._manager = manager
+        self.relay = EventRelay(self.redis, self.blocking, self.keys, self.identity.node_id, events)
+        events.set_written_listener(self.relay.written)
 
         async def lost() -> None:
             count = await self.ownership.reassert(manager.live_snapshot())
@@ -120,6 +129,7 @@ class ClusterNode:
         assert self.membership is not None
         assert self.bus is not None
         assert self.reaper is not None
+        assert self.relay is not None
         await wait_for_redis(self.redis, _redacted(self.redis_url))
         await self.bus.ensure_group()
         await self.membership.heartbeat()
@@ -128,6 +138,7 @@ class ClusterNode:
             asyncio.create_task(self.bus.serve(), name="cluster-commands"),
             asyncio.create_task(self.bus.read_replies(), name="cluster-replies"),
             asyncio.create_task(self.reaper.run(), name="cluster-reaper"),
+            asyncio.create_task(self.relay.run(), name="cluster-event-notices"),
         ]
         _log.info(
             "node %s joined cluster %s (%s), reachable at %s",
@@ -162,6 +173,26 @@ class ClusterNode:
                 manager.speaking_count,
             )
 
+    @contextlib.asynccontextmanager
+    async def shared_lock(self, name: str) -> AsyncIterator[None]:
+        """A lock every node respects (``ClientToken`` requests): Redis's, expiring after a minute."""
+        lock = self.redis.lock(
+            f"{self.keys.prefix}lock:{name}",
+            timeout=SHARED_LOCK_TTL_S,
+            blocking_timeout=self.settings.command_timeout_s,
+        )
+        try:
+            acquired = await lock.acquire()
+        except LockError:
+            acquired = False
+        if not acquired:
+            raise ServiceUnavailable("Another request with this ClientToken is still running; retry shortly.")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LockError):  # expired meanwhile: nothing to hand back
+                await lock.release()
+
     async def channel_url(self, channel_id: str) -> str | None:
         """The URL of the node running ``channel_id``'s live instance (``None``: no live instance)."""
         instance_id = await self.redis.get(self.keys.channel(channel_id))
@@ -184,6 +215,8 @@ class ClusterNode:
         """Leave the cluster (after the manager finished this node's instances) and close the clients."""
         await self.stop_tasks()
         await self.ownership.close()
+        if self.relay is not None:
+            await self.relay.close()
         if self.membership is not None:
             try:
                 await self.membership.leave()

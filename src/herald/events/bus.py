@@ -27,14 +27,22 @@ SUBSCRIBER_QUEUE = 1000
 """Events a slow stream may fall behind by before it is cut (it can resume from the outbox)."""
 
 
+class _NewInOutbox:
+    """A notice that the instance has events in the outbox this process did not write (a cluster)."""
+
+
+NEW_IN_OUTBOX = _NewInOutbox()
+
+
 class Subscription:
-    """The events of one instance as they are written; ``None`` once the subscriber fell too far behind."""
+    """The events of one instance as they are written (or ``NEW_IN_OUTBOX``: read them there); ``None``
+    once the subscriber fell too far behind."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[EventRecord | None] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
+        self.queue: asyncio.Queue[EventRecord | _NewInOutbox | None] = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE)
         self.overflowed = False
 
-    def offer(self, record: EventRecord) -> None:
+    def offer(self, record: EventRecord | _NewInOutbox) -> None:
         if self.overflowed:
             return
         try:
@@ -65,9 +73,22 @@ class EventBus:
             max_pending=MAX_PENDING,
         )
         self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
+        self._on_written: Callable[[list[EventRecord]], None] | None = None
 
     def set_callback_listener(self, listener: Callable[[], None]) -> None:
         self._on_callback_pending = listener
+
+    def set_written_listener(self, listener: Callable[[list[EventRecord]], None]) -> None:
+        """``listener`` learns of every batch written (a cluster tells the other nodes' streams)."""
+        self._on_written = listener
+
+    def has_subscribers(self, instance_id: str) -> bool:
+        return instance_id in self._subscribers
+
+    def notify_written_elsewhere(self, instance_id: str) -> None:
+        """Another process wrote events of ``instance_id``: its streams here read them from the outbox."""
+        for subscription in self._subscribers.get(instance_id, ()):
+            subscription.offer(NEW_IN_OUTBOX)
 
     def publish(self, event: AgentEvent) -> None:
         """Queue ``event`` for the outbox. Never blocks."""
@@ -118,3 +139,5 @@ class EventBus:
             callbacks = callbacks or record.delivery == "pending"
         if callbacks:
             self._on_callback_pending()
+        if self._on_written is not None:
+            self._on_written(batch)

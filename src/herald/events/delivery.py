@@ -105,11 +105,10 @@ class CallbackDelivery:
         if free <= 0:
             return False
         now = self._clock.now()
-        due = await self._store.due(now, limit=min(free, self._settings.batch))
+        lease_until = now + timedelta(seconds=self._settings.timeout_s + LEASE_MARGIN_S)
+        due = await self._store.claim_due(now, lease_until=lease_until, limit=min(free, self._settings.batch))
         due = [record for record in due if record.event_id not in self._in_flight]
         for record in due:
-            record.next_attempt_at = now + timedelta(seconds=self._settings.timeout_s + LEASE_MARGIN_S)
-            await self._store.save_delivery(record)
             task = asyncio.create_task(self._attempt(record), name=f"callback-{record.event_id}")
             self._in_flight[record.event_id] = task
             task.add_done_callback(functools.partial(self._attempt_done, record.event_id))

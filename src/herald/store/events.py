@@ -52,16 +52,31 @@ class EventStore:
             row = await session.scalar(select(EventRow).where(EventRow.event_id == event_id))
             return None if row is None else _record(row)
 
-    async def due(self, now: datetime, *, limit: int) -> builtins.list[EventRecord]:
-        """Events whose callback is pending and due by ``now``, the longest waiting first."""
-        stmt = (
-            select(EventRow)
+    async def claim_due(
+        self, now: datetime, *, lease_until: datetime, limit: int
+    ) -> builtins.list[EventRecord]:
+        """Take the pending callbacks due by ``now`` (the longest waiting first): each is put off until
+        ``lease_until``, in one statement, so that of several processes delivering from one database (a
+        cluster) exactly one takes each; PostgreSQL skips rows another process is claiming meanwhile."""
+        due = (
+            select(EventRow.seq)
             .where(EventRow.delivery == "pending", EventRow.next_attempt_at <= now)
             .order_by(EventRow.next_attempt_at, EventRow.seq)
             .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        async with self._sessions() as session:
-            return [_record(row) for row in (await session.scalars(stmt)).all()]
+        stmt = (
+            update(EventRow)
+            .where(EventRow.seq.in_(due.scalar_subquery()))
+            .values(next_attempt_at=lease_until)
+            .returning(EventRow)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._sessions.begin() as session:
+            rows = (await session.scalars(stmt)).all()
+        claimed = [_record(row) for row in rows]
+        claimed.sort(key=lambda record: record.seq or 0)
+        return claimed
 
     async def next_due_at(self) -> datetime | None:
         """When the next pending callback is due (``None``: none is pending)."""
