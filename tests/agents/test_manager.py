@@ -136,3 +136,18 @@ async def test_a_burst_of_joins_does_not_trip_over_the_database_lock(world: Worl
     await asyncio.gather(*(world.manager.join(c.record.channel_id, c.user_id, 16_000) for c in calls))
     statuses = {(await world.manager.get("ak", c.record.instance_id)).status for c in calls}
     assert statuses == {"Executing"}
+
+
+async def test_starts_racing_for_one_channel_make_one_instance(world: World) -> None:
+    # The database write is where a start waits: every racer reaches it before the first is live.
+    starts = [
+        world.manager.start(NewInstance(owner="ak", agent_id="default", channel_id="ch-race"))
+        for _ in range(4)
+    ]
+    results = await asyncio.gather(*starts, return_exceptions=True)
+    started = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, InvalidParameter)]
+    assert len(started) == 1
+    assert len(refused) == 3
+    assert all("RuntimeConfig.ChannelId" in str(r) for r in refused)
+    assert world.manager.live_in_channel("ch-race").instance_id == started[0].instance_id

@@ -40,14 +40,17 @@ LONG = (
     "Nobody should hear this third sentence at all, and the fourth one even less."
 )
 QUEUED = "This one waits its turn and never gets it."
-DRAINED = "The node is asked to stop while saying this, and it says it to the end anyway."
+DRAINED = (
+    "The node is asked to stop while saying this. It says it to the end anyway, every word of it, "
+    "before it leaves."
+)
 
 
 def survivors(cluster: Cluster, dead: HeraldServer) -> list[HeraldServer]:
     return [node for node in cluster.nodes if node is not dead]
 
 
-async def test_a_killed_node_s_instance_ends_and_the_others_keep_serving(clusters, sdk) -> None:
+async def test_the_instance_of_a_killed_node_ends_and_the_others_keep_serving(clusters, sdk) -> None:
     with CallbackReceiver(RECEIVER_HOST) as receiver:
         cluster = clusters(3, config=CALLBACKS, env={"HERALD_FETCH_ALLOW": RECEIVER_HOST})
         session_id = f"killed-{uuid.uuid4()}"
@@ -189,13 +192,15 @@ async def test_sigterm_lets_a_node_finish_its_speech_and_sends_new_calls_elsewhe
         )
         assert outcome.data["state"] == "finished", outcome.data
         assert spoken_words(rec.messages(MSG_AGENT_SUBTITLE)) == words(DRAINED)
+        heard_s = rec.heard_s()
         code = await stopping
         exited_s = time.monotonic()
     print(
-        f"SIGTERM to exit {exited_s - signalled_s:.1f} s; new calls placed "
-        f"{generated_s - signalled_s:.1f} s into the drain"
+        f"SIGTERM to exit {exited_s - signalled_s:.1f} s, {heard_s:.1f} s of speech heard; "
+        f"new calls placed {generated_s - signalled_s:.2f} s into the drain"
     )
     assert code == 0, cluster.logs()
+    assert heard_s > 2.0
 
     instance = await sdk.adescribe(other, speaking.instance_id)
     assert instance.status == "Finished", "finished on the way out, without waiting for a lease"

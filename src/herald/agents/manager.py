@@ -108,6 +108,8 @@ class InstanceManager:
         self._records: dict[str, InstanceRecord] = {}
         """The records of live instances, kept in step with the database: reads of them need no query."""
         self._channels: dict[str, str] = {}
+        self._creating: set[str] = set()
+        """Channels whose instance is being created (not yet live)."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -163,16 +165,30 @@ class InstanceManager:
         config = merge_agent_config(dict(agent.agent_config), request.agent_config or {})
         model = validate_agent_config(config, voice_ids=self.voice_ids)
         channel_id = request.channel_id or ids.channel_id()
-        if channel_id in self._channels:
+        if channel_id in self._channels or channel_id in self._creating:
             raise InvalidParameter(
                 "RuntimeConfig.ChannelId", f"the channel {channel_id!r} already has a live agent instance."
             )
+        self._creating.add(channel_id)  # held across the awaits below: a concurrent start is refused
+        try:
+            return await self._create_in(channel_id, request, agent.agent_id, config, model)
+        finally:
+            self._creating.discard(channel_id)
+
+    async def _create_in(
+        self,
+        channel_id: str,
+        request: NewInstance,
+        agent_id: str,
+        config: dict[str, Any],
+        model: AgentConfigModel,
+    ) -> InstanceRecord:
         agent_user_id = request.agent_user_id or ids.agent_user_id()
         now = self._clock.now()
         instance_id = ids.instance_id()
         record = InstanceRecord(
             instance_id=instance_id,
-            agent_id=agent.agent_id,
+            agent_id=agent_id,
             owner=request.owner,
             status=InstanceStatus.CREATED.value,
             channel_id=channel_id,
@@ -199,9 +215,7 @@ class InstanceManager:
             await self._ownership.release(record)
             raise
         self._go_live(record, model)
-        _log.info(
-            "instance %s of agent %s started in channel %s", record.instance_id, agent.agent_id, channel_id
-        )
+        _log.info("instance %s of agent %s started in channel %s", record.instance_id, agent_id, channel_id)
         self._emit(
             record,
             EventName.AGENT_START,

@@ -70,9 +70,9 @@ class ClusterNode:
         redis = open_redis(redis_url, timeout_s=settings.redis_timeout_s)
         keys = Keys(identity.cluster)
 
-        async def is_finished(instance_id: str) -> bool:
+        async def status_of(instance_id: str) -> str | None:
             record = await store.get(instance_id)
-            return record is None or record.status == "Finished"
+            return None if record is None else record.status
 
         return cls(
             identity=identity,
@@ -81,7 +81,7 @@ class ClusterNode:
             redis=redis,
             blocking=open_redis(redis_url, timeout_s=None),
             keys=keys,
-            ownership=RedisOwnership(redis, keys, identity.node_id, is_finished=is_finished),
+            ownership=RedisOwnership(redis, keys, identity.node_id, status_of=status_of),
             clock=clock,
             http=httpx.AsyncClient(trust_env=False, timeout=httpx.Timeout(10.0, connect=2.0)),
         )

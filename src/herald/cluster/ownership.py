@@ -62,12 +62,13 @@ class RedisOwnership:
         keys: Keys,
         node_id: str,
         *,
-        is_finished: Callable[[str], Awaitable[bool]],
+        status_of: Callable[[str], Awaitable[str | None]],
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._node_id = node_id
-        self._is_finished = is_finished
+        self._status_of = status_of
+        """The stored status of an instance (``None``: no such row)."""
         self._claim = redis.register_script(_CLAIM)
         self._release = redis.register_script(_RELEASE)
         self._unreleased: dict[str, InstanceRecord] = {}
@@ -85,7 +86,7 @@ class RedisOwnership:
             self._keys.node(self._node_id),
         ]
         holder = await self._claim(keys=keys, args=[record.instance_id, self._node_id, ""])
-        if holder is not None and await self._is_finished(str(holder)):
+        if holder is not None and await self._is_gone(str(holder)):
             # Its release was lost (Redis was away when it ended): the channel is free.
             holder = await self._claim(keys=keys, args=[record.instance_id, self._node_id, str(holder)])
         if holder is not None:
@@ -93,6 +94,17 @@ class RedisOwnership:
                 "RuntimeConfig.ChannelId",
                 f"the channel {record.channel_id!r} already has a live agent instance.",
             )
+
+    async def _is_gone(self, instance_id: str) -> bool:
+        """Whether the instance holding a channel has ended: finished in the database, or never written
+        there by a node that is dead. One being created right now (claimed, not yet stored) is not."""
+        status = await self._status_of(instance_id)
+        if status is not None:
+            return status == "Finished"
+        node_id = await self._redis.get(self._keys.instance(instance_id))
+        if node_id is None:
+            return True
+        return not await self._redis.hexists(self._keys.node(str(node_id)), "url")
 
     async def release(self, record: InstanceRecord) -> None:
         try:
