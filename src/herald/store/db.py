@@ -24,6 +24,9 @@ _ASYNC_DRIVERS = {
     "postgresql+asyncpg": "postgresql+asyncpg",
 }
 
+CONNECT_TIMEOUT_S = 5.0
+"""How long opening a PostgreSQL connection (or waiting for a pooled one) may take."""
+
 _SQLITE_PRAGMAS = (
     # busy_timeout first, so that switching to WAL waits for a lock instead of failing.
     "PRAGMA busy_timeout=5000",
@@ -58,7 +61,13 @@ def open_database(url: str) -> AsyncEngine:
     """Create the engine for ``url``; the caller disposes it."""
     async_url = to_async_url(url)
     if async_url.get_backend_name() != "sqlite":
-        return create_async_engine(async_url, pool_pre_ping=True)
+        # A server that is away fails a request within seconds (ServiceUnavailable), not asyncpg's 60 s.
+        return create_async_engine(
+            async_url,
+            pool_pre_ping=True,
+            pool_timeout=CONNECT_TIMEOUT_S,
+            connect_args={"timeout": CONNECT_TIMEOUT_S},
+        )
     # SQLite takes one writer at a time. One connection shared in turn serialises Herald's writes in the
     # process instead of letting them collide on the file lock ("database is locked" under a burst of joins).
     in_memory = async_url.database in (None, "", ":memory:")  # already one connection (StaticPool)
