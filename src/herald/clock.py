@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -37,3 +38,14 @@ class SystemClock:
         delay_ns = deadline_ns - time.monotonic_ns()
         if delay_ns > 0:
             await asyncio.sleep(delay_ns / 1e9)
+
+
+async def every(clock: Clock, period_s: float) -> AsyncIterator[None]:
+    """Yield once per ``period_s`` of ``clock``'s monotonic time, on a fixed grid (a slow step does not
+    push the next ones back; a missed one is skipped, not caught up in a burst)."""
+    period_ns = int(period_s * 1e9)
+    deadline = clock.monotonic_ns()
+    while True:
+        deadline += period_ns
+        await clock.sleep_until_ns(max(deadline, clock.monotonic_ns()))
+        yield

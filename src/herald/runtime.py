@@ -94,12 +94,11 @@ class Runtime:
             _announce_dev_key(settings, dev_key.access_key_id, dev_key.secret, created)
         if settings.redis_url:
             _check_cluster_settings(settings)
-            master_key = ensure_master_key(settings)
-            token_secret = settings.token_secret or derive_token_secret(master_key)
-            tokens = CallTokens(ensure_token_secret(replace(settings, token_secret=token_secret)))
-        else:
-            master_key = ensure_master_key(settings)
-            tokens = CallTokens(ensure_token_secret(settings))
+        master_key = ensure_master_key(settings)
+        if settings.redis_url and settings.token_secret is None:
+            # Every node verifies every node's tokens: derived from the key they must share anyway.
+            settings = replace(settings, token_secret=derive_token_secret(master_key))
+        tokens = CallTokens(ensure_token_secret(settings))
         box = SecretBox(master_key)
         try:
             directory_settings = DirectorySettings(**settings.auth)

@@ -17,7 +17,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from herald.clock import Clock
+from herald.clock import Clock, every
 from herald.cluster.keys import Keys
 from herald.cluster.settings import ClusterSettings, NodeIdentity
 
@@ -103,11 +103,7 @@ class Membership:
 
     async def run(self) -> None:
         """Heartbeat every ``heartbeat_s`` until cancelled; a failure is logged and retried."""
-        period_ns = int(self._settings.heartbeat_s * 1e9)
-        deadline = self._clock.monotonic_ns()
-        while True:
-            deadline += period_ns
-            await self._clock.sleep_until_ns(max(deadline, self._clock.monotonic_ns()))
+        async for _ in every(self._clock, self._settings.heartbeat_s):
             try:
                 await self.heartbeat()
             except Exception as exc:

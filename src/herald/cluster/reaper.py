@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from herald.agents.manager import InstanceManager
 from herald.agents.requests import DialogueType, SpeechKind, SpeechRequest
-from herald.clock import Clock
+from herald.clock import Clock, every
 from herald.cluster.keys import Keys
 from herald.cluster.settings import ClusterSettings
 from herald.store.instances import InstanceStore
@@ -49,11 +49,7 @@ class Reaper:
         self._missing_since_ns: dict[str, int] = {}
 
     async def run(self) -> None:
-        period_ns = int(self._settings.heartbeat_s * 1e9)
-        deadline = self._clock.monotonic_ns()
-        while True:
-            deadline += period_ns
-            await self._clock.sleep_until_ns(max(deadline, self._clock.monotonic_ns()))
+        async for _ in every(self._clock, self._settings.heartbeat_s):
             try:
                 await self.scan()
             except Exception as exc:  # Redis or the database away: judge nobody meanwhile

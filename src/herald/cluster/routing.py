@@ -83,27 +83,33 @@ class ClusterInstances:
     # ---- creating: placement ----
 
     async def start(self, request: NewInstance) -> InstanceRecord:
-        result = await self._create(request, "start", expire_s=0)
+        node = await self._place(exclude=set())
+        if node == self.node_id:
+            return await self._local.start(request)
+        result = await self._create_on(node, request, "start", expire_s=0)
         return await self._record(request.owner, str(result["instance_id"]))
 
     async def generate_call(self, request: NewInstance, *, expire_s: int) -> GeneratedCall:
-        result = await self._create(request, "call", expire_s=expire_s)
+        node = await self._place(exclude=set())
+        if node == self.node_id:
+            return await self._local.generate_call(request, expire_s=expire_s)
+        result = await self._create_on(node, request, "call", expire_s=expire_s)
         record = await self._record(request.owner, str(result["instance_id"]))
         return GeneratedCall(record, str(result["user_id"]), str(result["token"]))
 
-    async def _create(self, request: NewInstance, kind: str, *, expire_s: int) -> dict[str, Any]:
-        tried: set[str] = set()
-        while True:
-            node = await self._place(exclude=tried)
-            try:
-                if node == self.node_id:
-                    return await execute_create(self._local, asdict(request), kind, expire_s)
-                body = {"request": asdict(request), "kind": kind, "expire_s": expire_s}
-                return await self._bus.send(node, "create", body)
-            except ServiceUnavailable:
-                tried.add(node)  # draining since it was chosen, or not answering: the next best node
-                if len(tried) >= 2:
-                    raise
+    async def _create_on(
+        self, node: str, request: NewInstance, kind: str, *, expire_s: int
+    ) -> dict[str, Any]:
+        """Create on ``node``; if it stopped taking instances since it was chosen (draining) or does not
+        answer, once more on the next best node (this one, if it is that)."""
+        body = {"request": asdict(request), "kind": kind, "expire_s": expire_s}
+        try:
+            return await self._bus.send(node, "create", body)
+        except ServiceUnavailable:
+            retry = await self._place(exclude={node})
+            if retry == self.node_id:
+                return await execute_create(self._local, asdict(request), kind, expire_s)
+            return await self._bus.send(retry, "create", body)
 
     async def _place(self, *, exclude: set[str]) -> str:
         """The least-loaded node taking new instances (by live instances, then speaking); this one wins a
@@ -129,8 +135,14 @@ class ClusterInstances:
 
     # ---- acting on a live instance: on its node ----
 
+    # The local path calls the manager itself: nothing is serialised for an instance of this node.
+
     async def speak(self, owner: str, instance_id: str, request: SpeechRequest) -> object:
-        return await self._on_owner(owner, instance_id, "speak", {"request": _speech_fields(request)})
+        node = await self._other_owner(instance_id)
+        if node is None:
+            return await self._local.speak(owner, instance_id, request)
+        body = {"owner": owner, "instance_id": instance_id, "request": _speech_fields(request)}
+        return await self._bus.send(node, "speak", body)
 
     async def update(
         self,
@@ -141,21 +153,36 @@ class ClusterInstances:
         template_config: dict[str, Any] | None,
         user_data: str | None,
     ) -> object:
+        node = await self._other_owner(instance_id)
+        if node is None:
+            return await self._local.update(
+                owner,
+                instance_id,
+                agent_config=agent_config,
+                template_config=template_config,
+                user_data=user_data,
+            )
         body = {"agent_config": agent_config, "template_config": template_config, "user_data": user_data}
-        return await self._on_owner(owner, instance_id, "update", body)
+        return await self._bus.send(node, "update", {"owner": owner, "instance_id": instance_id, **body})
 
     async def stop(self, owner: str, instance_id: str) -> None:
-        await self._on_owner(owner, instance_id, "stop", {})
+        node = await self._other_owner(instance_id)
+        if node is None:
+            return await self._local.stop(owner, instance_id)
+        await self._bus.send(node, "stop", {"owner": owner, "instance_id": instance_id})
 
     async def send_data_channel_message(self, owner: str, instance_id: str, message: str) -> None:
-        await self._on_owner(owner, instance_id, "message", {"message": message})
+        node = await self._other_owner(instance_id)
+        if node is None:
+            return await self._local.send_data_channel_message(owner, instance_id, message)
+        body = {"owner": owner, "instance_id": instance_id, "message": message}
+        await self._bus.send(node, "message", body)
 
-    async def _on_owner(self, owner: str, instance_id: str, op: str, body: dict[str, Any]) -> object:
+    async def _other_owner(self, instance_id: str) -> str | None:
+        """The other node running the instance; ``None`` when it is this one or none (not live anywhere:
+        the local manager gives the answer, or the right error)."""
         node = await self._owner_of(instance_id)
-        if node is None or node == self.node_id:
-            # Not live anywhere (or here): the local manager gives the answer, or the right error.
-            return await execute(self._local, op, {"owner": owner, "instance_id": instance_id, **body})
-        return await self._bus.send(node, op, {"owner": owner, "instance_id": instance_id, **body})
+        return None if node == self.node_id else node
 
     async def _owner_of(self, instance_id: str) -> str | None:
         if self._local.is_live(instance_id):

@@ -7,7 +7,7 @@ from dataclasses import asdict, fields
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -96,14 +96,18 @@ class InstanceStore:
         Run at start-up: no instance outlives the process that ran it. With ``node_id`` (a cluster node),
         only that node's instances, and those of no node (left by an embedded run of the same database).
         """
-        return await self._finish_where(now, None if node_id is None else [node_id, None])
+        if node_id is None:
+            return await self._finish_where(now)
+        return await self._finish_where(
+            now, or_(InstanceRow.node_id == node_id, InstanceRow.node_id.is_(None))
+        )
 
     async def finish_node(self, node_id: str, now: datetime) -> builtins.list[InstanceRecord]:
         """Finish the unfinished instances of ``node_id`` (it died); returns them.
 
         One statement: when several nodes find the same dead node at once, each instance goes to one.
         """
-        return await self._finish_where(now, [node_id])
+        return await self._finish_where(now, InstanceRow.node_id == node_id)
 
     async def unfinished_nodes(self) -> set[str]:
         """The nodes that have unfinished instances."""
@@ -116,16 +120,13 @@ class InstanceStore:
             return {node for node in await session.scalars(stmt) if node is not None}
 
     async def _finish_where(
-        self, now: datetime, nodes: builtins.list[str | None] | None
+        self, now: datetime, *conditions: ColumnElement[bool]
     ) -> builtins.list[InstanceRecord]:
         _require_aware(now=now)
-        stmt = update(InstanceRow).where(InstanceRow.status != _FINISHED)
-        if nodes is not None:
-            named = [n for n in nodes if n is not None]
-            condition = InstanceRow.node_id.in_(named)
-            stmt = stmt.where(or_(condition, InstanceRow.node_id.is_(None)) if None in nodes else condition)
         stmt = (
-            stmt.values(status=_FINISHED, call_end_at=now, hangup_role=_HANGUP_SYSTEM, modified_at=now)
+            update(InstanceRow)
+            .where(InstanceRow.status != _FINISHED, *conditions)
+            .values(status=_FINISHED, call_end_at=now, hangup_role=_HANGUP_SYSTEM, modified_at=now)
             .returning(InstanceRow)
             .execution_options(synchronize_session=False)
         )
