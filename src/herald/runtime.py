@@ -29,7 +29,7 @@ from herald.auth.throttle import RateLimiter, ThrottleSettings
 from herald.auth.tokens import CallTokens
 from herald.clock import Clock, SystemClock
 from herald.cluster.node import ClusterNode
-from herald.cluster.settings import ClusterSettings, derive_token_secret, node_identity
+from herald.cluster.settings import ClusterSettings, NodeIdentity, derive_token_secret, node_identity
 from herald.config import ConfigError, Settings, ensure_dev_key, ensure_master_key, ensure_token_secret
 from herald.errors import InvalidParameter
 from herald.events.bus import EventBus
@@ -92,8 +92,7 @@ class Runtime:
             dev_key, created = ensure_dev_key(settings.data_dir)
             keys = [dev_key]
             _announce_dev_key(settings, dev_key.access_key_id, dev_key.secret, created)
-        if settings.redis_url:
-            _check_cluster_settings(settings)
+        cluster_config = _cluster_config(settings) if settings.redis_url else None
         master_key = ensure_master_key(settings)
         if settings.redis_url and settings.token_secret is None:
             # Every node verifies every node's tokens: derived from the key they must share anyway.
@@ -113,17 +112,8 @@ class Runtime:
         store = InstanceStore(engine)
         cluster: ClusterNode | None = None
         if settings.redis_url:
-            try:
-                identity = node_identity(
-                    settings.cluster_name,
-                    settings.node_id,
-                    settings.advertise_url,
-                    settings.host,
-                    settings.port,
-                )
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
-            cluster_settings = _limits(ClusterSettings, settings.cluster, "cluster")
+            assert cluster_config is not None
+            identity, cluster_settings = cluster_config
             cluster = ClusterNode.open(identity, cluster_settings, settings.redis_url, store, clock)
 
         if tts is None:
@@ -242,8 +232,9 @@ def _limits(kind: type[L], table: Mapping[str, Any], name: str) -> L:
         raise ConfigError(f"[{name}]: {exc}") from None
 
 
-def _check_cluster_settings(settings: Settings) -> None:
-    """Cluster mode needs what every node must share: a PostgreSQL database and one master key."""
+def _cluster_config(settings: Settings) -> tuple[NodeIdentity, ClusterSettings]:
+    """The node's identity and ``[cluster]``, checked before anything is opened. Cluster mode needs what
+    every node must share: a PostgreSQL database and one master key."""
     url = settings.database_url or ""
     if not url.startswith(("postgresql", "postgres")):
         raise ConfigError(
@@ -255,6 +246,13 @@ def _check_cluster_settings(settings: Settings) -> None:
             "Cluster mode needs HERALD_MASTER_KEY, the same on every node: it seals access-key secrets and "
             "signs call tokens (docs/cluster.md)."
         )
+    try:
+        identity = node_identity(
+            settings.cluster_name, settings.node_id, settings.advertise_url, settings.host, settings.port
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return identity, _limits(ClusterSettings, settings.cluster, "cluster")
 
 
 def _check_agents(settings: Settings, voice_ids: Sequence[str]) -> None:
