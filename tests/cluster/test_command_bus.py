@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
+from herald.api.envelope import status_for
 from herald.clock import SystemClock
 from herald.cluster.commands import GROUP, CommandBus
 from herald.cluster.keys import Keys, open_redis
 from herald.errors import (
     BadRequest,
+    HeraldError,
     IncorrectInstanceStatus,
     InstanceNotFound,
     InvalidParameter,
@@ -60,6 +62,10 @@ class Node:
             raise IncorrectInstanceStatus("The instance 'i-1' is Finished; it is not running.")
         if op == "bad":
             raise InvalidParameter("Text", "must contain something to say.")
+        if op == "no-database":
+            raise ConnectionRefusedError(111, "Connection refused")  # asyncpg's, PostgreSQL being down
+        if op == "bug":
+            raise RuntimeError("a bug")
         return {"echo": body}
 
     async def start(self) -> Node:
@@ -113,6 +119,17 @@ async def test_an_error_comes_back_with_its_code_message_and_status_class(
     error = raised.value
     assert getattr(error, "code", None) == code
     assert "i-1" in str(error) or op == "bad"
+
+
+async def test_a_service_away_on_the_running_node_is_service_unavailable_not_an_internal_error(
+    nodes: tuple[Node, Node, Keys],
+) -> None:
+    a, _, _ = nodes
+    with pytest.raises(ServiceUnavailable, match="not reachable"):
+        await a.bus.send("b", "no-database", {"instance_id": "i-1"})
+    with pytest.raises(HeraldError) as raised:
+        await a.bus.send("b", "bug", {"instance_id": "i-1"})
+    assert (raised.value.code, status_for(raised.value)) == ("InternalError", 500)
 
 
 async def test_one_instances_commands_run_in_the_order_they_were_sent(nodes: tuple[Node, Node, Keys]) -> None:

@@ -450,3 +450,37 @@ async def test_an_attempt_cut_short_by_shutdown_hands_its_lease_back(store: Even
     assert released.next_attempt_at <= clock.now()
     due_again = await store.claim_due(clock.now(), lease_until=clock.now(), limit=10)
     assert [r.event_id for r in due_again] == [record.event_id]
+
+
+async def test_run_outlives_a_database_that_is_away(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the outbox fails for a while (PostgreSQL is away): ``run()`` keeps retrying, and delivers
+    what is pending once the database answers again."""
+    clock = SystemClock()
+    poster = FakePoster()
+    delivery = CallbackDelivery(store, poster, clock)
+    record = await add_event(store, clock)
+    claim_due, next_due_at = store.claim_due, store.next_due_at
+
+    async def away(*args: object, **kwargs: object) -> None:
+        raise ConnectionRefusedError("the database is away")
+
+    monkeypatch.setattr(store, "claim_due", away)
+    monkeypatch.setattr(store, "next_due_at", away)
+    task = asyncio.create_task(delivery.run())
+    try:
+        await asyncio.sleep(1.5)  # a failed pass, the wait of a second, and a second pass
+        assert not task.done(), task
+        assert poster.posts == []
+        monkeypatch.setattr(store, "claim_due", claim_due)
+        monkeypatch.setattr(store, "next_due_at", next_due_at)
+
+        async def delivered() -> bool:
+            return (await state(store, record)).delivery == "delivered"
+
+        await wait_for(delivered)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task

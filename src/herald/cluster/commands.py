@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from herald.api.envelope import status_for
+from herald.api.outage import as_unavailable
 from herald.clock import Clock
 from herald.cluster.keys import Keys
 from herald.errors import BadRequest, HeraldError, InternalError, NotFound, ServiceUnavailable
@@ -208,7 +209,12 @@ class CommandBus:
             return {"ok": await self._handler(op, body)}
         except HeraldError as exc:
             return {"error": error_fields(exc)}
-        except Exception:
+        except Exception as exc:
+            # The database or Redis away here: the sender answers 503, as a single node would, not 500.
+            outage = as_unavailable(exc)
+            if outage is not None:
+                _log.warning("command %s (%s): %s (%s)", fields.get("id"), op, outage.message, exc)
+                return {"error": error_fields(outage)}
             _log.exception("command %s (%s) failed", fields.get("id"), op)
             return {"error": error_fields(InternalError("An internal error occurred; it has been logged."))}
 

@@ -82,14 +82,13 @@ class CallbackDelivery:
         """Deliver forever (until cancelled)."""
         try:
             while True:
+                # Both steps read the outbox: a database that is away must not end the loop at either.
                 try:
-                    started_any = await self.start_due()
+                    if not await self.start_due():
+                        await self._sleep_until_due()
                 except Exception:
                     _log.exception("callback delivery failed; retrying in a second")
-                    started_any = False
                     await asyncio.sleep(1.0)
-                if not started_any:
-                    await self._sleep_until_due()
         finally:
             for task in self._in_flight.values():
                 task.cancel()

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool
 
 # What a user may write → the async driver Herald uses for it.
 _ASYNC_DRIVERS = {
@@ -26,6 +26,15 @@ _ASYNC_DRIVERS = {
 
 CONNECT_TIMEOUT_S = 5.0
 """How long opening a PostgreSQL connection (or waiting for a pooled one) may take."""
+COMMAND_TIMEOUT_S = 5.0
+"""How long one PostgreSQL statement may take on an open connection (asyncpg's ``command_timeout``).
+
+A server that stops answering without closing its connections (a network partition, a hung host) would
+otherwise hold every query on them until TCP gives up, hours later: requests, and the batch writers behind
+them, would hang instead of failing. A timed-out pooled connection also costs SQLAlchemy up to 2 s to close,
+so a request fails in about 7 s, inside the ICE SDK's default read timeout (10 s) — a client gets the 503
+rather than a timeout of its own. Herald's statements are small (pages of at most 100 rows, batches of
+500): 5 s is far beyond what a healthy server takes. Migrations do not have it (``create_schema``)."""
 
 _SQLITE_PRAGMAS = (
     # busy_timeout first, so that switching to WAL waits for a lock instead of failing.
@@ -66,7 +75,7 @@ def open_database(url: str) -> AsyncEngine:
             async_url,
             pool_pre_ping=True,
             pool_timeout=CONNECT_TIMEOUT_S,
-            connect_args={"timeout": CONNECT_TIMEOUT_S},
+            connect_args={"timeout": CONNECT_TIMEOUT_S, "command_timeout": COMMAND_TIMEOUT_S},
         )
     # SQLite takes one writer at a time. One connection shared in turn serialises Herald's writes in the
     # process instead of letting them collide on the file lock ("database is locked" under a burst of joins).
@@ -100,9 +109,24 @@ async def create_schema(engine: AsyncEngine) -> None:
     """Bring the schema up to date: every migration not yet applied, in one transaction.
 
     Nodes of a cluster starting together take turns (an advisory lock); the later ones find nothing to do.
+    On PostgreSQL the migrations run on a connection of their own without ``COMMAND_TIMEOUT_S``: waiting
+    for another node's migrations, or a migration of a big table, may rightly take longer than a request.
     """
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    migrating = _without_command_timeout(engine)
+    try:
+        async with migrating.begin() as conn:
+            await conn.run_sync(_upgrade)
+    finally:
+        if migrating is not engine:
+            await migrating.dispose()
+
+
+def _without_command_timeout(engine: AsyncEngine) -> AsyncEngine:
+    """An engine for ``engine``'s PostgreSQL database whose statements may take as long as they need (one
+    connection, not pooled); ``engine`` itself for SQLite."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return create_async_engine(engine.url, poolclass=NullPool, connect_args={"timeout": CONNECT_TIMEOUT_S})
 
 
 async def schema_revision(engine: AsyncEngine) -> str | None:
