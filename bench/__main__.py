@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import api, capacity, cluster, first_audio, interrupt, memory, webrtc
+from bench import api, capacity, cluster, conversation, first_audio, interrupt, memory, webrtc
 from bench.harness import ROOT, LoadWatch, Options, machine_facts
 from bench.stats import Figure, format_table
 
@@ -34,6 +34,7 @@ FIGURES: dict[str, Callable[[Options], Coroutine[Any, Any, Figure]]] = {
     "memory": memory.run,
     "webrtc": webrtc.run,
     "cluster": cluster.run,
+    "conversation": conversation.run,
 }
 RESULTS = ROOT / "bench" / "results"
 

@@ -72,6 +72,10 @@ class Settings:
     """``HERALD_ADVERTISE_URL``: where the other nodes reach this one (default: ``http://<host>:<port>``)."""
     cluster: Mapping[str, Any] = field(default_factory=dict)
     """``[cluster]`` of the config file: leases, heartbeats, drain (``ClusterSettings``)."""
+    llm: Mapping[str, Any] = field(default_factory=dict)
+    """``[llm]`` (and ``HERALD_LLM_URL``/``_MODEL``/``_API_KEY``): the LLM of agents that name none."""
+    asr: Mapping[str, Any] = field(default_factory=dict)
+    """``[asr]`` (and ``HERALD_ASR_ENGINE``/``_URL``/``_MODEL``/``_API_KEY``): the speech recogniser."""
 
     fetch_allow: str = ""
     """``HERALD_FETCH_ALLOW``: hosts, addresses and networks audio URLs may reach although private."""
@@ -130,9 +134,23 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         node_id=env.get("HERALD_NODE_ID") or _optional_str(cluster, "node_id"),
         advertise_url=env.get("HERALD_ADVERTISE_URL") or _optional_str(cluster, "advertise_url"),
         cluster={k: v for k, v in cluster.items() if k not in _CLUSTER_IDENTITY_KEYS},
+        llm=_with_env(_table(doc, "llm"), env, "HERALD_LLM_", ("url", "model", "api_key")),
+        asr=_with_env(_table(doc, "asr"), env, "HERALD_ASR_", ("engine", "url", "model", "api_key")),
         fetch_allow=env.get("HERALD_FETCH_ALLOW", ""),
         config_file=config_file if config_file.is_file() else None,
     )
+
+
+def _with_env(
+    table: Mapping[str, Any], env: Mapping[str, str], prefix: str, keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """A config table with ``<prefix><KEY>`` environment variables over its keys."""
+    merged = dict(table)
+    for key in keys:
+        value = env.get(prefix + key.upper())
+        if value:
+            merged[key] = value
+    return merged
 
 
 def ensure_dev_key(data_dir: Path) -> tuple[AccessKey, bool]:

@@ -93,6 +93,12 @@ class IncorrectInstanceStatus(BadRequest):
     code = "IncorrectInstanceStatus"
 
 
+class NoLlm(BadRequest):
+    """``SendAIAgentText`` to an agent that has no LLM to answer it."""
+
+    code = "InvalidParameter.NoLlm"
+
+
 class AuthError(HeraldError):
     code = "IncompleteSignature"
 

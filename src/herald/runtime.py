@@ -31,6 +31,8 @@ from herald.clock import Clock, SystemClock
 from herald.cluster.node import ClusterNode
 from herald.cluster.settings import ClusterSettings, NodeIdentity, derive_token_secret, node_identity
 from herald.config import ConfigError, Settings, ensure_dev_key, ensure_master_key, ensure_token_secret
+from herald.conversation.loop import ListeningServices
+from herald.conversation.services import open_listening
 from herald.errors import InvalidParameter
 from herald.events.bus import EventBus
 from herald.events.delivery import CallbackDelivery, DeliverySettings
@@ -75,6 +77,10 @@ class Runtime:
     """The instance actions as the API runs them: ``instances`` itself, or routed across the cluster."""
     cluster: ClusterNode | None = None
     """This node's part in a cluster (``None``: embedded mode)."""
+    listening: ListeningServices | None = None
+    """What agents listen and think with (``None``: ``[asr] engine = "off"``)."""
+    model_fetcher: SafeFetcher | None = None
+    """Reaches the operator's own LLM and speech-recognition endpoints."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -133,6 +139,11 @@ class Runtime:
             events.store, fetcher, clock, _limits(DeliverySettings, settings.callbacks, "callbacks")
         )
         events.set_callback_listener(delivery.wake)
+        # Endpoints the operator configured may be anywhere; those an API caller names obey the policy.
+        trusted = SafeFetcher(AddressPolicy.from_entries(["0.0.0.0/0", "::/0"]), MODEL_LIMITS)
+        listening = await open_listening(
+            settings.asr, settings.llm, synthesizer, trusted=trusted, guarded=fetcher
+        )
         instances = InstanceManager(
             store,
             DialogueStore(engine),
@@ -143,6 +154,7 @@ class Runtime:
             clock,
             events=events,
             ownership=cluster.ownership if cluster is not None else None,
+            listening=listening,
         )
         actions: InstanceActions = instances
         if cluster is not None:
@@ -174,6 +186,8 @@ class Runtime:
             events=events,
             actions=actions,
             cluster=cluster,
+            model_fetcher=trusted,
+            listening=listening,
         )
         # Everything made so far lives as long as the process: keep it out of the cyclic collector's scans,
         # whose full passes otherwise pause the pacer for tens of milliseconds.
@@ -207,10 +221,18 @@ class Runtime:
         self.synthesizer.close()
         await self.decoder.close()
         await self.fetcher.aclose()
+        if self.model_fetcher is not None:
+            await self.model_fetcher.aclose()
+        if self.listening is not None:
+            await self.listening.aclose()
         await self.engine.dispose()
 
 
 L = TypeVar("L", FetchLimits, DecodeLimits, RtcSettings, DeliverySettings, ClusterSettings)
+
+
+MODEL_LIMITS = FetchLimits(max_bytes=5_000_000, read_timeout_s=30.0, total_timeout_s=300.0)
+"""Exchanges with an LLM or a speech recogniser: a slow model may think for a while before its first word."""
 
 
 def _limits(kind: type[L], table: Mapping[str, Any], name: str) -> L:

@@ -1,6 +1,7 @@
 """What a person in the call may ask of the agent over the data channel (or the WebSocket's text frames).
 
-``1101`` interrupt, ``1103`` switch voice, ``1119`` query state, ``1100`` stop. A message is untrusted
+``1101`` interrupt, ``1102`` voice interrupt on/off, ``1103`` switch voice, ``1111`` a user turn as text,
+``1119`` query state, ``1100`` stop. A message is untrusted
 input: one that is not a JSON object with an integer ``type``, or asks for something that cannot be
 done, gets a ``1000`` back to its sender and changes nothing; types Herald does not act on yet are
 ignored, as ICE clients expect of a peer that does not know them.
@@ -64,6 +65,19 @@ class ClientMessages:
                     template_config=None,
                     user_data=None,
                 )
+            case MessageType.SEND_TEXT:
+                text = data.get("text")
+                if not isinstance(text, str) or not text.strip():
+                    live.send_error(sender, "InvalidParameter", "1111 needs data.text, what the user says.")
+                    return
+                await self._instances.send_text(live.owner, live.instance_id, text.strip())
+            case MessageType.ENABLE_VOICE_INTERRUPT:
+                enable = data.get("enable")
+                if not isinstance(enable, bool) or live.conversation is None:
+                    live.send_error(sender, "InvalidParameter", "1102 needs data.enable, true or false.")
+                    return
+                live.conversation.voice_interrupt_enabled = enable
+                live.send_message(MessageType.VOICE_INTERRUPT_ENABLED, {"enable": enable})
             case MessageType.STOP_AGENT:
                 _log.info("%s asked instance %s to stop (1100)", who, live.instance_id)
                 await self._instances.stop(live.owner, live.instance_id, hangup_role=HangupRole.USER)

@@ -33,7 +33,7 @@ class DialogueLog:
                 session_id=session_id,
                 instance_id=instance_id,
                 owner=owner,
-                round_id=request.utterance_id,
+                round_id=request.round_id or request.utterance_id,
                 producer="agent",
                 # Audio has no captions: what was heard of it is the URL, if anything played.
                 text=(request.content if outcome.played_ms else "") if audio else outcome.heard_text,
@@ -48,6 +48,24 @@ class DialogueLog:
                     "Reason": outcome.reason,
                     "Content": request.content,
                 },
+            )
+        )
+
+    def record_user(self, owner: str, session_id: str, instance_id: str, round_id: str, text: str) -> None:
+        """Queue what the user said (transcribed, or typed through ``SendAIAgentText``). Never blocks."""
+        self._writer.add(
+            DialogueRecord(
+                dialogue_id=f"{round_id}-user",
+                session_id=session_id,
+                instance_id=instance_id,
+                owner=owner,
+                round_id=round_id,
+                producer="user",
+                text=text,
+                time_ms=int(self._clock.now().timestamp() * 1000),
+                source="call",
+                type="normal",
+                extend={"RequestId": round_id},
             )
         )
 

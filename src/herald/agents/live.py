@@ -13,6 +13,8 @@ from herald.agents.requests import SpeechKind, SpeechRequest
 from herald.agents.settings import AgentConfigModel, pronunciation_rules, voice_settings
 from herald.agents.state import HangupRole
 from herald.clock import Clock
+from herald.conversation.loop import Conversation
+from herald.conversation.settings import conversation_settings
 from herald.events.model import EventName
 from herald.media.clip import SILENT_FRAME
 from herald.media.inbound import InboundAudio
@@ -31,7 +33,7 @@ from herald.speech.events import (
     UtteranceStarted,
 )
 from herald.speech.handle import Outcome, SpeechHandle, UtteranceState
-from herald.speech.scheduler import SpeechScheduler
+from herald.speech.scheduler import ArrivalPolicy, SpeechScheduler
 from herald.speech.source import AudioSource, ByteSource, PcmDecoder, text_source, url_source
 from herald.speech.tts import Synthesizer, VoiceSettings
 
@@ -65,11 +67,23 @@ class Expiry:
 
 
 EndedCallback = Callable[["LiveInstance", SpeechRequest, Outcome], None]
+UserTurnCallback = Callable[["LiveInstance", str, str], None]
+"""The user said something: the instance, the turn's round id, the text."""
+HangUpCallback = Callable[["LiveInstance", str], None]
+"""The agent ends the call on its own (``UserIdle``): the instance and why."""
 EventSink = Callable[[EventName, dict[str, Any], int, str], None]
 """Reports an event of this instance: name, ``data``, ``code`` (0: none) and ``message``."""
 
 
 def _no_events(name: EventName, data: dict[str, Any], code: int, message: str) -> None:
+    pass
+
+
+def _no_turns(live: LiveInstance, round_id: str, text: str) -> None:
+    pass
+
+
+def _no_hang_up(live: LiveInstance, reason: str) -> None:
     pass
 
 
@@ -90,6 +104,8 @@ class LiveInstance:
         default_voice_id: str,
         on_ended: EndedCallback,
         on_event: EventSink = _no_events,
+        on_user_turn: UserTurnCallback = _no_turns,
+        on_hang_up: HangUpCallback = _no_hang_up,
     ) -> None:
         self.instance_id = instance_id
         self.owner = owner
@@ -102,6 +118,11 @@ class LiveInstance:
         self._config = config
         self._on_ended = on_ended
         self._on_event = on_event
+        self._on_user_turn = on_user_turn
+        self._on_hang_up = on_hang_up
+        self._thinking = False
+        self.conversation: Conversation | None = None
+        """The agent listening and answering (``None``: the server does not listen)."""
         self._accepted_ns: dict[str, int] = {}
         self._cut_ns: int | None = None
         self._state = AgentState.LISTENING
@@ -136,6 +157,8 @@ class LiveInstance:
         """Takes effect from the next utterance; what is playing keeps its voice. A new voice is announced."""
         old_voice = self.voice().voice_id
         self._config = config
+        if self.conversation is not None:
+            self.conversation.reconfigure(conversation_settings(config))
         new_voice = self.voice().voice_id
         if new_voice != old_voice:
             self.room.send_message(MessageType.VOICE_CHANGED, {"voiceId": new_voice})
@@ -152,13 +175,64 @@ class LiveInstance:
             else base.volume_percent,
         )
 
-    def speak(self, request: SpeechRequest) -> SpeechHandle:
+    def speak(self, request: SpeechRequest, source: AudioSource | None = None) -> SpeechHandle:
+        """Say ``request`` (from ``source`` when given: an answer streaming in)."""
         handle = SpeechHandle(request.utterance_id, request.content, protected=request.protected)
         self._requests[request.utterance_id] = request
         self._last_activity_ns = self._accepted_ns[request.utterance_id] = self._clock.monotonic_ns()
-        self._interrupt_reason = InterruptReason.BY_SPEECH_BROADCAST
-        self.scheduler.push(handle, self._source(request), request.policy)
+        if request.policy is ArrivalPolicy.INTERRUPT:
+            self._interrupt_reason = InterruptReason.BY_SPEECH_BROADCAST
+        self.scheduler.push(handle, source if source is not None else self._source(request), request.policy)
         return handle
+
+    @property
+    def speaking(self) -> bool:
+        return self.scheduler.busy
+
+    @property
+    def protected_speaking(self) -> bool:
+        current = self.scheduler.current
+        return current is not None and current.protected
+
+    def pronunciation(self) -> list[tuple[str, str]]:
+        return pronunciation_rules(self._config)
+
+    def send_message(self, msg_type: MessageType, data: dict[str, Any]) -> None:
+        """A message to everyone in the call."""
+        self.room.send_message(msg_type, data)
+
+    def set_thinking(self, thinking: bool) -> None:
+        """The LLM is working on an answer (``1001`` Thinking), or no longer."""
+        self._thinking = thinking
+        state = AgentState.THINKING if thinking else AgentState.LISTENING
+        if self._state is not AgentState.SPEAKING and self._state is not state:
+            self._set_state(state)
+
+    def record_user_turn(self, round_id: str, text: str) -> None:
+        self._last_activity_ns = self._clock.monotonic_ns()
+        self._on_user_turn(self, round_id, text)
+
+    def report_error(self, code: int, message: str) -> None:
+        """Something the agent tried failed (the LLM, speech recognition): ``1000`` and an ``error`` event."""
+        self.room.send_message(MessageType.ERROR, {"code": "AgentError", "message": message})
+        self._on_event(EventName.ERROR, {}, code, message)
+
+    def hang_up(self, reason: str) -> None:
+        self._on_hang_up(self, reason)
+
+    def user_text(self, text: str, reason: InterruptReason) -> str:
+        """``SendAIAgentText`` or ``1111``: ``text`` is the user's turn. Returns its round id."""
+        if self.conversation is None:
+            raise RuntimeError("this instance does not converse")
+        return self.conversation.user_turn(text, interrupt=reason)
+
+    def attach_microphone(self, participant: Participant, microphone: InboundAudio) -> None:
+        """``participant`` sends audio: keep it, and let the agent listen to it."""
+        self.microphones[participant.participant_id] = microphone
+        conversation = self.conversation
+        if conversation is not None:
+            participant_id = participant.participant_id
+            microphone.listener = lambda frame: conversation.hear(participant_id, frame)
 
     def pending_requests(self) -> list[SpeechRequest]:
         """The speeches accepted that have no outcome yet (playing or queued)."""
@@ -175,10 +249,11 @@ class LiveInstance:
             self._services.synthesizer, request.content, voice, pronunciation_rules(self._config)
         )
 
-    def interrupt(self, reason: InterruptReason, by: str) -> bool:
-        """Cut what is speaking and drop the queue (``1016`` with ``reason``); whether anything was."""
+    def interrupt(self, reason: InterruptReason, by: str, *, by_voice: bool = False) -> bool:
+        """Cut what is speaking and drop the queue (``1016`` with ``reason``); whether anything was.
+        ``by_voice``: the user's voice, which a protected speech does not yield to."""
         self._interrupt_reason = reason
-        return self.scheduler.interrupt(by=by)
+        return self.scheduler.interrupt(by=by, by_voice=by_voice)
 
     def send_custom_message(self, message: str) -> None:
         """``1011`` to everyone in the call (``SendAIAgentDataChannelMessage``)."""
@@ -200,11 +275,17 @@ class LiveInstance:
         self._empty_since_ns = None
         self._last_activity_ns = self._clock.monotonic_ns()
         self.send_state(participant)
+        if self.conversation is not None:
+            self.conversation.joined()
         return participant
 
     def leave(self, participant: Participant) -> None:
         self.room.leave(participant)
-        self.microphones.pop(participant.participant_id, None)
+        microphone = self.microphones.pop(participant.participant_id, None)
+        if microphone is not None:
+            microphone.listener = None
+        if self.conversation is not None:
+            self.conversation.forget(participant.participant_id)
         now = self._clock.monotonic_ns()
         self._last_activity_ns = now
         if not self.room.participants:
@@ -243,6 +324,8 @@ class LiveInstance:
         """Leave the call: tell everyone (``1010``), cut what is playing, close the room."""
         self.accepting = False
         self.room.send_message(MessageType.AGENT_WILL_LEAVE, {"reason": leave_code, "message": reason})
+        if self.conversation is not None:
+            await self.conversation.close()
         await self.scheduler.close()
         self.room.close()
 
@@ -255,7 +338,7 @@ class LiveInstance:
                 self._set_state(AgentState.SPEAKING)
             case SpeakingStopped():
                 self._last_activity_ns = self._clock.monotonic_ns()
-                self._set_state(AgentState.LISTENING)
+                self._set_state(AgentState.THINKING if self._thinking else AgentState.LISTENING)
             case PieceStarted(sentence_id=sentence_id, text=text):
                 room.send_message(
                     MessageType.AGENT_SUBTITLE, {"text": text, "sentenceId": sentence_id, "end": False}
@@ -313,6 +396,8 @@ class LiveInstance:
             self._log_outcome(handle, outcome)
         if request is not None:
             self._on_ended(self, request, outcome)
+            if self.conversation is not None:
+                self.conversation.utterance_ended(request, outcome)
 
     def _log_outcome(self, handle: SpeechHandle, outcome: Outcome) -> None:
         _log.log(

@@ -31,15 +31,19 @@ from herald.agents.settings import (
 from herald.agents.state import HangupRole, InstanceStatus, check_transition
 from herald.auth.tokens import CallTokens
 from herald.clock import Clock
+from herald.conversation.loop import Conversation, ListeningServices
+from herald.conversation.settings import conversation_settings
 from herald.errors import (
     ChannelNotFound,
     IncorrectInstanceStatus,
     InstanceNotFound,
     InvalidParameter,
+    NoLlm,
     ServiceUnavailable,
 )
 from herald.events.bus import EventBus
 from herald.events.model import AgentEvent, CallbackTarget, EventName
+from herald.media.messages import InterruptReason
 from herald.media.room import Participant
 from herald.media.ticker import Ticker
 from herald.speech.handle import Outcome, SpeechHandle, UtteranceState
@@ -90,8 +94,11 @@ class InstanceManager:
         *,
         events: EventBus | None = None,
         ownership: Ownership | None = None,
+        listening: ListeningServices | None = None,
     ) -> None:
         self._store = store
+        self._listening = listening
+        """Speech recognition and the LLM: ``None``, the agents only speak what they are sent."""
         self._ownership: Ownership = ownership or LocalOwnership()
         self.accepting_instances = True
         """False while the node drains (cluster mode): no new instance is created here."""
@@ -236,7 +243,11 @@ class InstanceManager:
             default_voice_id=self.voice_ids[0],
             on_ended=self._utterance_ended,
             on_event=lambda name, data, code, message: self._emit(record, name, data, code, message),
+            on_user_turn=self._user_turn,
+            on_hang_up=self._hang_up,
         )
+        if self._listening is not None:
+            live.conversation = Conversation(live, self._listening, conversation_settings(model), self._clock)
         self._callbacks[record.instance_id] = callback_target(model)
         self._live[record.instance_id] = live
         self._records[record.instance_id] = record
@@ -324,6 +335,23 @@ class InstanceManager:
         if not live.accepting:
             raise IncorrectInstanceStatus(f"The instance {instance_id!r} is stopping.")
         live.send_custom_message(message)
+
+    async def send_text(self, owner: str, instance_id: str, text: str) -> str:
+        """``SendAIAgentText``: ``text`` is the user's turn; what is playing is cut (``1016`` reason 5) and
+        the LLM answers. Returns the turn's round id."""
+        live = self._live.get(instance_id)
+        if live is None or live.owner != owner:
+            await self._get_running(owner, instance_id)  # raises the right error
+            live = self._live[instance_id]
+        if not live.accepting:
+            raise IncorrectInstanceStatus(f"The instance {instance_id!r} is stopping.")
+        conversation = live.conversation
+        if conversation is None or not conversation.can_answer:
+            raise NoLlm(
+                "The agent has no LLM to answer text: set AgentConfig.LlmConfig.Url (and Model), or [llm] "
+                "in the server's configuration."
+            )
+        return live.user_text(text, InterruptReason.BY_LLM_QUERY)
 
     async def stop(self, owner: str, instance_id: str, *, hangup_role: HangupRole = HangupRole.AGENT) -> None:
         """Stop an instance. With ``GracefulShutdown`` the current utterance first ends (at most 10 s),
@@ -461,6 +489,8 @@ class InstanceManager:
                 expiry = live.expiry() if live.accepting else None
                 if expiry is not None:
                     await self._expire(live, expiry)
+                elif live.accepting and live.conversation is not None:
+                    live.conversation.on_second()
 
     async def _expire(self, live: LiveInstance, expiry: Expiry) -> None:
         live.accepting = False
@@ -468,6 +498,17 @@ class InstanceManager:
             await self._end(live.instance_id, expiry.hangup_role, expiry.reason)
         except Exception:  # one instance's failure to end must not stop the watch over the others
             _log.exception("could not end instance %s", live.instance_id)
+
+    def _user_turn(self, live: LiveInstance, round_id: str, text: str) -> None:
+        self._dialogue_log.record_user(live.owner, live.session_id, live.instance_id, round_id, text)
+        record = self._records.get(live.instance_id)
+        if record is not None:
+            self._emit(record, EventName.CHAT_RECORD, {"role": "user", "roundId": round_id, "text": text})
+
+    def _hang_up(self, live: LiveInstance, reason: str) -> None:
+        if live.accepting:
+            live.accepting = False
+            self._spawn(self._end(live.instance_id, HangupRole.AGENT, reason), "hang-up")
 
     def _utterance_ended(self, live: LiveInstance, request: SpeechRequest, outcome: Outcome) -> None:
         self._dialogue_log.record(live.owner, live.session_id, live.instance_id, request, outcome)

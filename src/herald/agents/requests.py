@@ -16,6 +16,8 @@ class SpeechKind(enum.Enum):
 class DialogueType(enum.StrEnum):
     SPEECH = "speech"
     GREETING = "greeting"
+    NORMAL = "normal"
+    """The conversation's own: an answer, a prompt, a filler, an apology."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +36,7 @@ class SpeechRequest:
     speech_rate: float | None = None
     volume_percent: int | None = None
     dialogue_type: DialogueType = DialogueType.SPEECH
+    add_to_history: bool = False
+    """What was heard of it joins the LLM's history (pushed speeches that ask; answers and greetings do)."""
+    round_id: str | None = None
+    """The user turn it answers (dialogue records' ``RoundId``); ``None``: its own."""

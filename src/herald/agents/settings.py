@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any, cast, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -36,7 +36,101 @@ class TtsSection(_Lenient):
 
 class InterruptSection(_Lenient):
     EnableVoiceInterrupt: bool = True
-    InterruptWords: list[str] = Field(default_factory=list)
+    InterruptWords: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=128
+    )
+    KeepInterruptWordsForLlm: bool = False
+    NoInterruptMode: Literal["cache", "discard"] = "cache"
+    """What becomes of the user's words spoken over a protected speech: a turn after it, or nothing."""
+
+
+class EndpointSection(_Lenient):
+    """Herald's extension: an OpenAI-compatible endpoint (``Url`` is the API's base, ``…/v1``)."""
+
+    Url: str | None = Field(default=None, min_length=1, max_length=2048)
+    Model: str | None = Field(default=None, min_length=1, max_length=256)
+    ApiKey: str | None = Field(default=None, max_length=1024)
+    """A secret: write-only, masked when the config is read back."""
+
+    @field_validator("Url")
+    @classmethod
+    def _url(cls, url: str | None) -> str | None:
+        if url is not None:
+            violation = check_url(url)
+            if violation is not None:
+                raise ValueError(violation)
+        return url
+
+    @field_validator("ApiKey")
+    @classmethod
+    def _key(cls, key: str | None) -> str | None:
+        if key is not None and not all(" " < c <= "~" for c in key):
+            raise ValueError("must be printable ASCII without spaces: it is sent in the Authorization header")
+        return key
+
+
+class AsrSection(EndpointSection):
+    AsrMaxSilence: int | None = Field(default=None, ge=200, le=1200)
+    """Silence (ms) that ends what the user says: 200 to 1200, default 400."""
+    VadLevel: int | None = Field(default=None, ge=0, le=11)
+    """How hard the user's voice must be to barge in: 0 voice never barges in, 1 (easiest) to 10
+    (hardest), 11 (default) Silero's own balance."""
+    VadDuration: int | None = Field(default=None, ge=0, le=2000)
+    """Continuous speech (ms) it takes to barge in: 0 or omitted, as soon as speech is detected."""
+    AsrLanguageId: str | None = Field(default=None, max_length=32)
+
+    @field_validator("VadDuration")
+    @classmethod
+    def _duration(cls, value: int | None) -> int | None:
+        if value is not None and 0 < value < 200:
+            raise ValueError("must be 0 (off) or between 200 and 2000")
+        return value
+
+
+class HistoryItem(_Lenient):
+    Role: Literal["system", "user", "assistant"]
+    Content: str = Field(max_length=16384)
+
+
+class LlmSection(EndpointSection):
+    LlmSystemPrompt: str | None = Field(default=None, max_length=16384)
+    LlmHistory: list[HistoryItem] = Field(default_factory=list, max_length=200)
+    LlmHistoryLimit: int | None = Field(default=None, ge=0, le=100)
+    """How many recent turns (a user message and the agent's answer) go to the LLM; default 10."""
+    HistorySyncWithTTS: bool = False
+    OutputMinLength: int | None = Field(default=None, ge=0, le=100)
+
+
+class AutoSpeechMessage(_Lenient):
+    Text: str = Field(min_length=1, max_length=100)
+    Probability: float | None = Field(default=None, ge=0, le=1)
+
+
+class UserIdleSection(_Lenient):
+    WaitTime: int = Field(ge=5000, le=600000)
+    """Silence (ms) after which the agent prompts the user."""
+    MaxRepeats: int = Field(ge=0, le=10)
+    """Prompts in a row without an answer; one more silence and the agent hangs up."""
+    Messages: list[AutoSpeechMessage] = Field(min_length=1, max_length=10)
+
+
+class LlmPendingSection(_Lenient):
+    WaitTime: int = Field(ge=500, le=10000)
+    """How long (ms) the LLM may keep the user waiting before the agent says a filler."""
+    Mode: Literal["random", "sequence"] = "random"
+    Messages: list[AutoSpeechMessage] = Field(min_length=1, max_length=10)
+
+
+class ApologySection(_Lenient):
+    """Herald's extension: what the agent says when the LLM or the speech recogniser fails."""
+
+    Messages: list[AutoSpeechMessage] = Field(min_length=1, max_length=10)
+
+
+class AutoSpeechSection(_Lenient):
+    UserIdle: UserIdleSection | None = None
+    LlmPending: LlmPendingSection | None = None
+    Apology: ApologySection | None = None
 
 
 class CallbackSection(_Lenient):
@@ -80,6 +174,9 @@ class AgentConfigModel(_Lenient):
     Volume: int | None = Field(default=None, ge=0, le=400)
     TtsConfig: TtsSection | None = None
     InterruptConfig: InterruptSection | None = None
+    AsrConfig: AsrSection | None = None
+    LlmConfig: LlmSection | None = None
+    AutoSpeechConfig: AutoSpeechSection | None = None
     CallbackConfig: CallbackSection | None = None
 
 
@@ -110,11 +207,16 @@ _OUT_OF_RANGE = frozenset({"greater_than_equal", "less_than_equal", "greater_tha
 
 def merge_agent_config(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """``override`` over ``base`` as ``deep_merge``, except that a ``CallbackConfig`` naming a ``Url``
-    replaces the base's whole: a caller who names their own URL never inherits the base's token."""
+    replaces the base's whole, and an ``LlmConfig`` or ``AsrConfig`` naming a ``Url`` drops the base's
+    ``ApiKey``: a caller who names their own URL never inherits the base's secret."""
     merged = deep_merge(base, override)
     callback = override.get("CallbackConfig")
     if isinstance(callback, dict) and "Url" in callback:
         merged["CallbackConfig"] = copy.deepcopy(callback)
+    for section in ("LlmConfig", "AsrConfig"):  # the base's key is never sent to the caller's own URL
+        part = override.get(section)
+        if isinstance(part, dict) and "Url" in part and "ApiKey" not in part:
+            merged[section].pop("ApiKey", None)
     return merged
 
 
@@ -191,11 +293,17 @@ def stored_callback_target(raw: dict[str, Any]) -> CallbackTarget | None:
 REDACTED = "******"
 
 
+_SECRETS = (("CallbackConfig", "Token"), ("LlmConfig", "ApiKey"), ("AsrConfig", "ApiKey"))
+"""Write-only fields of ``AgentConfig``: (section, key)."""
+
+
 def without_secrets(config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` as shown to callers: the callback token (a secret, write-only) masked."""
-    callback = config.get("CallbackConfig")
-    if not isinstance(callback, dict) or not callback.get("Token"):
-        return config
-    shown = copy.deepcopy(config)
-    shown["CallbackConfig"]["Token"] = REDACTED
+    """``config`` as shown to callers: secrets (the callback token, API keys) masked."""
+    shown = config
+    for section, key in _SECRETS:
+        part = config.get(section)
+        if isinstance(part, dict) and part.get(key):
+            if shown is config:
+                shown = copy.deepcopy(config)
+            shown[section][key] = REDACTED
     return shown

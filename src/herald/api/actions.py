@@ -13,6 +13,7 @@ ACTIONS: dict[str, Action] = {
     "ListAIAgentInstance": instance_actions.list_instances,
     "GenerateAIAgentCall": instance_actions.generate_call,
     "SendAIAgentSpeech": speech_actions.send_speech,
+    "SendAIAgentText": speech_actions.send_text,
     "ListAIAgentDialogues": speech_actions.list_dialogues,
     "SendAIAgentDataChannelMessage": channel_actions.send_data_channel_message,
 }

@@ -1,7 +1,9 @@
 """``GET /v1/calls/{ChannelId}/audio?token=…&sample_rate=…``: the agent's audio and messages over a WebSocket.
 
-Binary messages carry 20 ms of 16-bit little-endian mono PCM each, paced in real time; text messages carry
-the data-channel envelope, both ways (the client may send the client → agent messages, ``docs/webrtc.md``).
+Binary messages from the server carry 20 ms of 16-bit little-endian mono PCM each, paced in real time;
+binary messages from the client are the user's microphone, the same format at the same rate, in any sizes
+up to a second (``media/upstream.py``). Text messages carry the data-channel envelope, both ways (the
+client may send the client → agent messages, ``docs/webrtc.md``).
 A bad token, rate or channel is refused before the upgrade, with the envelope.
 """
 
@@ -21,7 +23,9 @@ from herald.api.envelope import error_response
 from herald.cluster.proxy import proxy_websocket
 from herald.errors import ChannelNotFound, HeraldError, InternalError, InvalidParameter
 from herald.media.frames import CLIENT_SAMPLE_RATES_HZ
+from herald.media.inbound import InboundAudio
 from herald.media.room import Participant
+from herald.media.upstream import PcmUpstream, UpstreamError
 from herald.observability.logs import set_log_context
 from herald.runtime import Runtime
 
@@ -66,8 +70,12 @@ async def audio_socket(websocket: WebSocket) -> None:
 
     await websocket.accept()
     _log.info("user %s joined channel %s at %d Hz", grant.user_id, channel_id, sample_rate_hz)
+    microphone = InboundAudio(grant.user_id)
+    live.attach_microphone(participant, microphone)
+    upstream = PcmUpstream(sample_rate_hz, microphone, runtime.clock)
     reader = asyncio.create_task(
-        _read_incoming(websocket, runtime.client_messages, live, participant), name=f"ws-read-{channel_id}"
+        _read_incoming(websocket, runtime.client_messages, live, participant, upstream),
+        name=f"ws-read-{channel_id}",
     )
     try:
         while not reader.done():
@@ -91,10 +99,15 @@ async def audio_socket(websocket: WebSocket) -> None:
 
 
 async def _read_incoming(
-    websocket: WebSocket, messages: ClientMessages, live: LiveInstance, participant: Participant
+    websocket: WebSocket,
+    messages: ClientMessages,
+    live: LiveInstance,
+    participant: Participant,
+    upstream: PcmUpstream,
 ) -> None:
-    """Act on the client's text messages (the data-channel messages, in order) until it disconnects.
-    Binary messages are ignored. Leaving does not cut an action short (``1100`` stops the instance)."""
+    """Act on the client's text messages (the data-channel messages, in order) until it disconnects;
+    binary messages are the user's microphone (16-bit PCM at the socket's rate). Leaving does not cut an
+    action short (``1100`` stops the instance)."""
     with contextlib.suppress(WebSocketDisconnect):
         while True:
             message = await websocket.receive()
@@ -103,3 +116,10 @@ async def _read_incoming(
             text = message.get("text")
             if text is not None:
                 await asyncio.shield(messages.handle(live, participant, text))
+                continue
+            data = message.get("bytes")
+            if data:
+                try:
+                    upstream.push(data)
+                except UpstreamError as exc:
+                    live.send_error(participant, "InvalidAudio", str(exc))

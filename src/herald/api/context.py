@@ -61,6 +61,8 @@ class InstanceActions(Protocol):
 
     async def send_data_channel_message(self, owner: str, instance_id: str, message: str) -> None: ...
 
+    async def send_text(self, owner: str, instance_id: str, text: str) -> object: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ActionContext:

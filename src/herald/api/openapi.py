@@ -30,7 +30,7 @@ from herald.api.envelope import status_for
 from herald.api.idempotency import MAX_TOKEN_CHARS, TOKEN_PARAM
 from herald.api.instance_actions import MAX_EXPIRE_S
 from herald.api.signed import MAX_BODY_BYTES
-from herald.api.speech_actions import MAX_SPEECH_CHARS
+from herald.api.speech_actions import MAX_SPEECH_CHARS, MAX_USER_TEXT_CHARS
 from herald.speech.scheduler import ArrivalPolicy
 
 Schema = dict[str, Any]
@@ -489,9 +489,32 @@ SPECS: Final[dict[str, ActionSpec]] = {
                 "Herald's: speed for this speech.",
             ),
             integer("Volume", "Herald's: volume in percent for this speech.", minimum=0, maximum=400),
+            flag(
+                "AddToHistory",
+                "Herald's: whether what the user hears of it joins the LLM's history.",
+                default=False,
+            ),
             CLIENT_TOKEN,
         ],
         errors=(*_BY_INSTANCE, errors.IdempotentParameterMismatch),
+        tag="speech",
+    ),
+    "SendAIAgentText": ActionSpec(
+        "Give the agent a user turn as text: what is playing is cut (`1016` reason 5) and the agent's LLM "
+        "answers it aloud.",
+        [
+            INSTANCE_ID,
+            text(
+                "Text",
+                f"What the user says, at most {MAX_USER_TEXT_CHARS} characters, not only white space.",
+                max_len=MAX_USER_TEXT_CHARS,
+                required=True,
+                pattern=r"\S",
+                examples=["What time do you open tomorrow?"],
+            ),
+            CLIENT_TOKEN,
+        ],
+        errors=(*_BY_INSTANCE, errors.IdempotentParameterMismatch, errors.NoLlm),
         tag="speech",
     ),
     "ListAIAgentDialogues": ActionSpec(

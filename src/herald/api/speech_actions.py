@@ -14,6 +14,7 @@ from herald.speech.scheduler import ArrivalPolicy
 from herald.store.records import DialogueRecord
 
 MAX_SPEECH_CHARS = 1024
+MAX_USER_TEXT_CHARS = 4096
 _POLICIES = {p.value: p for p in ArrivalPolicy}
 
 
@@ -70,7 +71,25 @@ def _speech_request(ctx: ActionContext, p: Params) -> SpeechRequest:
         voice_id=voice_id,
         speech_rate=p.number("SpeechRate", minimum=0.5, maximum=2.0),
         volume_percent=p.integer_or_none("Volume", minimum=0, maximum=400),
+        add_to_history=p.flag("AddToHistory", False),
     )
+
+
+async def send_text(ctx: ActionContext, p: Params) -> dict[str, Any]:
+    """``SendAIAgentText``: the text is the user's turn; the agent's LLM answers it aloud."""
+    instance_id = p.required_str("InstanceId", max_len=64)
+    text = p.text("Text", required=True, allow_empty=True)
+    assert text is not None
+    if not text.strip():
+        raise InvalidParameter("Text", "must contain something to say (it is empty or only white space).")
+    if len(text) > MAX_USER_TEXT_CHARS:
+        raise InvalidParameter("Text", f"must be at most {MAX_USER_TEXT_CHARS} characters (got {len(text)}).")
+
+    async def send() -> dict[str, Any]:
+        await ctx.instances.send_text(ctx.owner, instance_id, " ".join(text.split()))
+        return {"RequestId": ctx.request_id}
+
+    return await ctx.idempotency.run(ctx.owner, "SendAIAgentText", p.values, send)
 
 
 async def send_speech(ctx: ActionContext, p: Params) -> dict[str, Any]:

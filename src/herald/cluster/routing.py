@@ -178,6 +178,12 @@ class ClusterInstances:
         body = {"owner": owner, "instance_id": instance_id, "message": message}
         await self._bus.send(node, "message", body)
 
+    async def send_text(self, owner: str, instance_id: str, text: str) -> object:
+        node = await self._other_owner(instance_id)
+        if node is None:
+            return await self._local.send_text(owner, instance_id, text)
+        return await self._bus.send(node, "text", {"owner": owner, "instance_id": instance_id, "text": text})
+
     async def _other_owner(self, instance_id: str) -> str | None:
         """The other node running the instance; ``None`` when it is this one or none (not live anywhere:
         the local manager gives the answer, or the right error)."""
@@ -218,6 +224,8 @@ async def execute(local: InstanceManager, op: str, body: dict[str, Any]) -> dict
         await local.stop(owner, instance_id)
     elif op == "message":
         await local.send_data_channel_message(owner, instance_id, str(body["message"]))
+    elif op == "text":
+        await local.send_text(owner, instance_id, str(body["text"]))
     else:
         raise ValueError(f"unknown command {op!r}")
     return {}

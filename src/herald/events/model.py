@@ -18,6 +18,8 @@ class EventName(enum.StrEnum):
     """The instance finished, for whatever reason (``data.hangupRole``, ``data.reason``)."""
     ERROR = "error"
     """Something the customer should know failed (a speech that could not be said)."""
+    CHAT_RECORD = "chat_record"
+    """A line of the conversation: what the user said (``data.role`` user) or the LLM answered (agent)."""
     AUDIO_RECORD = "audio_record"
     """An utterance of the agent finished or was interrupted: what was heard of it."""
     TTS_DATA_RECEIVED = "tts_data_received"

@@ -185,6 +185,7 @@ class Download:
         self, response: httpx.Response, url: httpx.URL, limits: FetchLimits, budget: _Budget
     ) -> None:
         self.url = str(url)  # after redirects; may hold tokens in its query: do not log it
+        self.status_code = response.status_code
         self.content_type: str | None = response.headers.get("content-type")
         declared = response.headers.get("content-length")
         self.content_length = int(declared) if declared is not None and declared.isdigit() else None
@@ -354,6 +355,30 @@ class SafeFetcher:
             await response.aclose()
         return response.status_code
 
+    @asynccontextmanager
+    async def exchange(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, limits: FetchLimits | None = None
+    ) -> AsyncIterator[Download]:
+        """POST ``body`` to ``url`` under the address policy and read the answer as it arrives (a model's
+        streamed reply, say). Any HTTP status is yielded (``Download.status_code``): the caller reads an
+        error's body. Redirects are not followed. ``limits`` replace the fetcher's own for this exchange.
+        Raises ``FetchError``."""
+        violation = check_url(url)
+        if violation is not None:
+            raise FetchError(violation)
+        limits = limits or self._limits
+        budget = _Budget(limits.total_timeout_s)
+        target = httpx.URL(url)
+        addresses = await self._pin(target, {}, budget)
+        response = await self._send(
+            target, addresses, budget, method="POST", body=body, headers=headers, limits=limits
+        )
+        try:
+            _check_encoding(response, limits)
+            yield Download(response, target, limits, budget)
+        finally:
+            await response.aclose()
+
     async def _send(
         self,
         url: httpx.URL,
@@ -363,20 +388,22 @@ class SafeFetcher:
         method: str = "GET",
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
+        limits: FetchLimits | None = None,
     ) -> httpx.Response:
         """Send to the first checked address that accepts a connection; never look the host up again."""
+        limits = limits or self._limits
         logger.debug("%s to %s://%s", method, url.scheme, url.host)
         for index, ip in enumerate(addresses):
             try:
                 async with budget.waiting():
-                    request = self._request(url, ip, method=method, body=body, headers=headers)
+                    request = self._request(url, ip, method=method, body=body, headers=headers, limits=limits)
                     return await self._transport.handle_async_request(request)
             except httpx.ConnectError as exc:
                 if index + 1 < len(addresses):
                     continue
-                raise _transport_error(exc, url.host, self._limits) from exc
+                raise _transport_error(exc, url.host, limits) from exc
             except httpx.TransportError as exc:
-                raise _transport_error(exc, url.host, self._limits) from exc
+                raise _transport_error(exc, url.host, limits) from exc
         raise AssertionError("a pinned host always has an address")
 
     def _request(
@@ -387,8 +414,9 @@ class SafeFetcher:
         method: str = "GET",
         body: bytes = b"",
         headers: Mapping[str, str] | None = None,
+        limits: FetchLimits | None = None,
     ) -> httpx.Request:
-        limits = self._limits
+        limits = limits or self._limits
         extensions: dict[str, object] = {
             "timeout": {
                 "connect": limits.connect_timeout_s,
@@ -400,13 +428,15 @@ class SafeFetcher:
         host = url.raw_host.decode("ascii")
         if url.scheme == "https" and _ip_literal(host) is None:
             extensions["sni_hostname"] = host  # httpcore: SNI and the certificate's name check
-        all_headers = {
-            "Host": url.netloc.decode("ascii"),
-            "User-Agent": _USER_AGENT,
-            "Accept": "*/*",
-            "Accept-Encoding": "identity",  # no decompression bombs: the size limit counts what we keep
-            **(headers or {}),
-        }
+        all_headers = httpx.Headers(
+            {
+                "Host": url.netloc.decode("ascii"),
+                "User-Agent": _USER_AGENT,
+                "Accept": "*/*",
+                "Accept-Encoding": "identity",  # no decompression bombs: the size limit counts what we keep
+            }
+        )
+        all_headers.update(headers or {})  # case-insensitive: a caller's "accept" replaces "Accept"
         return httpx.Request(
             method,
             url.copy_with(host=str(ip)),
@@ -418,12 +448,16 @@ class SafeFetcher:
     def _check_response(self, response: httpx.Response) -> None:
         if not 200 <= response.status_code < 300:
             raise FetchError(f"the server answered HTTP {response.status_code}")
-        encoding = response.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            raise FetchError(f"the server sent {encoding[:32]}-encoded content, which is not supported")
-        declared = response.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._limits.max_bytes:
-            raise FetchError(f"the file is larger than {_size(self._limits.max_bytes)}")
+        _check_encoding(response, self._limits)
+
+
+def _check_encoding(response: httpx.Response, limits: FetchLimits) -> None:
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise FetchError(f"the server sent {encoding[:32]}-encoded content, which is not supported")
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limits.max_bytes:
+        raise FetchError(f"the file is larger than {_size(limits.max_bytes)}")
 
 
 def _default_port(url: httpx.URL) -> int:

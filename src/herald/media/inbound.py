@@ -8,6 +8,7 @@ read it; nothing older than ``keep_s`` is held, whatever the call's length.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,6 +25,8 @@ class InboundAudio:
         self.user_id = user_id
         self.frames_received = 0
         self._recent: deque[Pcm] = deque(maxlen=max(LEVEL_WINDOW_FRAMES, round(keep_s * 1000 / FRAME_MS)))
+        self.listener: Callable[[Pcm], None] | None = None
+        """Called with every frame pushed (the agent listening); must not block."""
 
     def push(self, frame: Pcm) -> None:
         """Add one frame of canonical PCM (whole frames only; see ``frames.FRAME_SAMPLES``)."""
@@ -31,6 +34,8 @@ class InboundAudio:
             raise ValueError(f"expected {FRAME_SAMPLES} samples, got {len(frame)}")
         self._recent.append(frame)
         self.frames_received += 1
+        if self.listener is not None:
+            self.listener(frame)
 
     @property
     def seconds_received(self) -> float:

@@ -125,7 +125,7 @@ class RtcSession:
         self.live, self.participant = live, participant
         self.state = SessionState.CONNECTING
         if self._has_microphone:
-            live.microphones[participant.participant_id] = self.microphone
+            live.attach_microphone(participant, self.microphone)
 
     def start(self, connect_timeout_s: float) -> None:
         """Begin pumping the participant's stream, and give the connection ``connect_timeout_s``."""
@@ -242,7 +242,7 @@ class RtcSession:
             return
         self._has_microphone = True
         if self.live is not None and self.participant is not None:
-            self.live.microphones[self.participant.participant_id] = self.microphone
+            self.live.attach_microphone(self.participant, self.microphone)
         self._spawn(receive_microphone(track, self.microphone), "microphone")
 
 

@@ -96,6 +96,11 @@ class SpeechScheduler:
         return self._current is not None or bool(self._queue)
 
     @property
+    def current(self) -> SpeechHandle | None:
+        """The utterance playing (or about to), if any."""
+        return self._current.handle if self._current is not None else None
+
+    @property
     def queued(self) -> int:
         return len(self._queue)
 

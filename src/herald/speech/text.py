@@ -43,13 +43,13 @@ def split_for_streaming(text: str, *, first_max_chars: int = 60, chunk_max_chars
     norm = " ".join(text.split())
     if not norm:
         return []
-    boundaries = _boundaries(norm)
+    boundaries = clause_boundaries(norm)
     clause_ends = [pos for pos, _ in boundaries]
     sentence_ends = [pos for pos, is_sentence in boundaries if is_sentence]
 
     first_end = next((pos for pos in clause_ends if pos < len(norm)), len(norm))
     if first_end > first_max_chars:
-        first_end = _word_cut(norm, 0, first_max_chars)
+        first_end = word_cut(norm, 0, first_max_chars)
     pieces: list[_Span] = [(0, first_end)]
 
     rest = _strip(norm, first_end, len(norm))
@@ -61,8 +61,9 @@ def split_for_streaming(text: str, *, first_max_chars: int = 60, chunk_max_chars
     return [norm[start:end] for start, end in pieces]
 
 
-def _boundaries(norm: str) -> list[tuple[int, bool]]:
-    """Positions just after each clause boundary, each with whether it also ends a sentence."""
+def clause_boundaries(norm: str) -> list[tuple[int, bool]]:
+    """Positions just after each clause boundary in ``norm`` (text whose whitespace is single spaces),
+    each with whether it also ends a sentence."""
     found: list[tuple[int, bool]] = []
     last = 0
     for match in _BOUNDARY.finditer(norm):
@@ -100,7 +101,7 @@ def _atoms(norm: str, span: _Span, clause_ends: list[int], limit: int) -> list[_
             continue
         start = clause[0]
         while clause[1] - start > limit:
-            end = _word_cut(norm, start, start + limit)
+            end = word_cut(norm, start, start + limit)
             atoms.append((start, end))
             start = _strip(norm, end, clause[1])[0]
         atoms.append((start, clause[1]))
@@ -124,7 +125,7 @@ def _pack(atoms: list[_Span], limit: int) -> list[_Span]:
     return packed
 
 
-def _word_cut(norm: str, start: int, max_end: int) -> int:
+def word_cut(norm: str, start: int, max_end: int) -> int:
     """Where a piece from ``start`` ends, no later than ``max_end``: at the last space, or at ``max_end``."""
     space = norm.rfind(" ", start + 1, max_end + 1)
     return space if space > start else max_end

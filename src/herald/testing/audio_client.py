@@ -202,6 +202,22 @@ class AudioRecorder:
             raise RuntimeError("not connected")
         await self._ws.send(json.dumps(message))
 
+    async def send_audio(self, pcm: Pcm, *, realtime: bool = True) -> None:
+        """Speak ``pcm`` (int16 mono at the socket's rate) into the call: 20 ms messages, paced in real
+        time unless ``realtime`` is false."""
+        if self._ws is None:
+            raise RuntimeError("not connected")
+        step = self.frame_samples
+        started = time.monotonic()
+        for index, start in enumerate(range(0, len(pcm), step)):
+            await self._ws.send(np.ascontiguousarray(pcm[start : start + step], dtype="<i2").tobytes())
+            if realtime:
+                await asyncio.sleep(max(0.0, started + (index + 1) * FRAME_MS / 1000 - time.monotonic()))
+
+    async def send_silence(self, seconds: float) -> None:
+        """``seconds`` of digital silence, in real time (what a quiet microphone sends)."""
+        await self.send_audio(np.zeros(round(seconds * self.sample_rate_hz), dtype=np.int16))
+
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for message in ws:
@@ -447,3 +463,105 @@ async def refused_upgrade(url: str, *, timeout_s: float = 10.0) -> Refusal:
         return Refusal(exc.response.status_code, body, raw)
     await ws.close()
     raise AssertionError(f"the upgrade to {url} was accepted")
+
+
+@dataclass(frozen=True, slots=True)
+class Spoken:
+    """When a clip given to ``Microphone.say`` went out (``time.monotonic()`` once each frame was sent)."""
+
+    first_frame_s: float
+    last_frame_s: float
+    voice_started_s: float
+    """The clip's first frame with speech energy (RMS above ``SILENCE_RMS``); its first frame if none."""
+    voice_ended_s: float
+    """The clip's last frame with speech energy; its last frame if none."""
+
+
+class Microphone:
+    """A client microphone that never pauses: one 20 ms frame every 20 ms on ``recorder``'s socket, silence
+    unless ``say()`` gives it something to speak (a real client sends audio all the time, so the server's
+    voice activity detection hears the silence that ends an utterance).
+
+        async with AudioRecorder(url) as rec, Microphone(rec) as mic:
+            spoken = await mic.say(pcm)  # once the clip's last frame was sent: when it went out
+    """
+
+    def __init__(self, recorder: AudioRecorder) -> None:
+        self._recorder = recorder
+        self._clips: list[tuple[Pcm, asyncio.Future[Spoken]]] = []
+        self._offset = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Microphone:
+        self._task = asyncio.create_task(self._run(), name="Microphone")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._fail_pending(ConnectionError("the microphone was closed"))
+
+    def say(self, pcm: Pcm) -> asyncio.Future[Spoken]:
+        """Queue ``pcm`` (int16 mono at the socket's rate) after whatever is being said; await the result to
+        wait until its last frame was sent."""
+        done: asyncio.Future[Spoken] = asyncio.get_running_loop().create_future()
+        self._clips.append((pcm, done))
+        return done
+
+    async def _run(self) -> None:
+        step = self._recorder.frame_samples
+        silence = np.zeros(step, dtype=np.int16)
+        started = time.monotonic()
+        sent = 0
+        # Send times of the current clip's first frame, first and last voiced frame so far.
+        first_s: float | None = None
+        voice_first_s: float | None = None
+        voice_last_s: float | None = None
+        try:
+            while True:
+                frame, finished = self._next(step, silence)
+                await self._recorder.send_audio(frame, realtime=False)
+                now = time.monotonic()
+                if frame is not silence:
+                    first_s = now if first_s is None else first_s
+                    if rms(frame) > SILENCE_RMS:
+                        voice_first_s = now if voice_first_s is None else voice_first_s
+                        voice_last_s = now
+                if finished is not None and first_s is not None:
+                    if not finished.done():
+                        finished.set_result(
+                            Spoken(first_s, now, voice_first_s or first_s, voice_last_s or now)
+                        )
+                    first_s = voice_first_s = voice_last_s = None
+                sent += 1
+                await asyncio.sleep(max(0.0, started + sent * FRAME_MS / 1000 - time.monotonic()))
+        except (ConnectionClosed, RuntimeError) as exc:
+            self._fail_pending(ConnectionError(f"the microphone stopped: {exc}"))
+
+    def _next(self, step: int, silence: Pcm) -> tuple[Pcm, asyncio.Future[Spoken] | None]:
+        """The next frame to send, and the clip's future if it is that clip's last frame."""
+        if not self._clips:
+            return silence, None
+        pcm, done = self._clips[0]
+        frame = pcm[self._offset : self._offset + step]
+        self._offset += step
+        if self._offset < len(pcm):
+            return frame, None
+        self._clips.pop(0)
+        self._offset = 0
+        if len(frame) < step:
+            frame = np.concatenate([frame, silence[: step - len(frame)]])
+        return frame, done
+
+    def _fail_pending(self, exc: Exception) -> None:
+        for _, done in self._clips:
+            if not done.done():
+                done.set_exception(exc)
+        self._clips.clear()

@@ -1,0 +1,46 @@
+"""The speech-recognition contract: one whole utterance at 16 kHz in, its text out.
+
+Engines: ``pocketsphinx_asr.PocketSphinxRecognizer`` (offline, English, the embedded default) and
+``openai_asr.OpenAITranscriber`` (any OpenAI-compatible ``/audio/transcriptions`` service). Every failure is
+a ``RecognitionError`` whose ``reason`` may be shown to the user or operator as is.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+SAMPLE_RATE_HZ: Final = 16_000
+"""The rate recognisers take (and voice activity detection works at): what speech models are trained on."""
+
+Pcm16k = npt.NDArray[np.int16]
+"""Mono 16-bit samples at ``SAMPLE_RATE_HZ``."""
+
+
+class RecognitionError(Exception):
+    """Speech could not be recognised; ``reason`` says why in a sentence fit for a user or operator.
+
+    A reason never holds an API key or a URL (a URL may carry credentials).
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def primary_language(language: str | None) -> str | None:
+    """The language part of a tag, lower case: "en" for "en-US", "en_us" or "EN"; ``None`` for none or ""."""
+    if not language:
+        return None
+    return language.replace("_", "-").split("-")[0].strip().lower() or None
+
+
+class SpeechRecognizer(Protocol):
+    async def transcribe(self, audio: Pcm16k, *, language: str | None = None) -> str:
+        """The text spoken in ``audio`` (one whole utterance, mono int16 at 16 kHz); "" if nothing was
+        recognised. ``language`` is a hint such as "en" or "en-US" (``None`` or "": the engine's default or
+        its guess).
+        Never blocks the event loop; raises ``RecognitionError``."""
+        ...

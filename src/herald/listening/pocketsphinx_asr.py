@@ -1,0 +1,243 @@
+"""The embedded, offline recogniser: PocketSphinx with the US English model shipped in its package.
+
+Accuracy is modest (see docs/listening.md): short, common phrases come through; names, rare words and noisy
+speech often do not. An OpenAI-compatible service (``openai_asr``) is the choice for real accuracy.
+
+    recognizer = PocketSphinxRecognizer(workers=2)
+    await recognizer.start()                      # at server start: ~0.3 s, the models load in parallel
+    text = await recognizer.transcribe(ended.audio, language="en")
+    await recognizer.aclose()
+
+Decoding runs in worker processes (``pocketsphinx_worker``), not threads: the Python binding holds the GIL
+for the whole decode (measured: a 12 s utterance froze the event loop for 1.3 s from a worker thread), so
+only another process keeps the loop's 20 ms pacing intact. Each worker holds one decoder (~0.2 s to load),
+decodes one utterance at a time at a lower CPU priority than the server, and is replaced if it dies, hangs
+or is abandoned mid-decode (its caller cancelled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from typing import Final
+
+import numpy as np
+
+from herald.listening import pocketsphinx_worker as protocol
+from herald.listening.asr import SAMPLE_RATE_HZ, Pcm16k, RecognitionError, primary_language
+
+_log = logging.getLogger(__name__)
+
+ASR_NICENESS: Final = 10
+"""As TTS: on a busy machine recognition may run late, the 20 ms pacer must not."""
+MIN_DURATION_S: Final = 0.1
+"""Shorter audio holds no word (PocketSphinx cannot even align its start): "" without decoding."""
+SILENCE_PEAK: Final = 100
+"""Audio that never exceeds this (about -50 dBFS) is silence: "" without decoding. Given digital silence,
+PocketSphinx tends to invent a word."""
+_STARTUP_TIMEOUT_S: Final = 30.0
+_EXIT_GRACE_S: Final = 2.0
+
+
+def decode_timeout_s(duration_s: float) -> float:
+    """How long one decode may take before its worker counts as hung: generous, ~10x the usual."""
+    return 10.0 + 2.0 * duration_s
+
+
+class _WorkerFailed(Exception):
+    pass
+
+
+class _Worker:
+    """One worker process and its pipes; used by one caller at a time."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self.process = process
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    async def read_message(self) -> tuple[bytes, bytes]:
+        try:
+            kind, length = protocol.HEADER.unpack(await self._stdout.readexactly(protocol.HEADER.size))
+            return kind, await self._stdout.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise _WorkerFailed("the worker process stopped") from None
+
+    async def transcribe(self, pcm: bytes) -> str:
+        self._stdin.write(protocol.REQUEST.pack(len(pcm)) + pcm)
+        try:
+            await self._stdin.drain()
+        except ConnectionError:
+            raise _WorkerFailed("the worker process stopped") from None
+        kind, payload = await self.read_message()
+        text = payload.decode("utf-8", errors="replace")
+        if kind == protocol.MSG_TEXT:
+            return text
+        if kind == protocol.MSG_ERROR:
+            raise RecognitionError(f"the built-in recogniser failed: {text[:200]}")
+        raise _WorkerFailed("the worker process broke the protocol")
+
+    def kill(self) -> None:
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+    async def stop(self) -> None:
+        """Close its input (it exits when idle); kill it if it does not within a grace period."""
+        if self.alive:
+            self._stdin.close()
+            try:
+                async with asyncio.timeout(_EXIT_GRACE_S):
+                    await self.process.wait()
+            except TimeoutError:
+                self.kill()
+        await self.process.wait()
+
+
+class PocketSphinxRecognizer:
+    """A ``SpeechRecognizer`` for English, offline, on ``workers`` processes (~115 MB each); each decodes
+    one utterance at a time, further ones wait their turn.
+
+    ``python`` is the interpreter that runs the workers; it must be able to import ``herald`` and
+    ``pocketsphinx``.
+    """
+
+    def __init__(
+        self, workers: int = 1, *, niceness: int = ASR_NICENESS, python: str = sys.executable
+    ) -> None:
+        if workers < 1:
+            raise ValueError("the recogniser needs at least one worker")
+        self._workers = workers
+        self._niceness = niceness
+        self._python = python
+        self._idle: asyncio.Queue[_Worker | None] = asyncio.Queue()  # None: a slot whose worker must start
+        self._all: set[_Worker] = set()
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._closed = False
+
+    @property
+    def worker_pids(self) -> list[int]:
+        """The process ids of the workers running now."""
+        return sorted(worker.process.pid for worker in self._all if worker.alive)
+
+    async def start(self) -> None:
+        """Start every worker and wait until their models are loaded; ``RecognitionError`` if one cannot
+        start. Optional: the first ``transcribe`` starts them otherwise (and waits ~0.3 s longer)."""
+        async with self._start_lock:
+            if self._started:
+                return
+            if self._closed:
+                raise RecognitionError("the speech recogniser is shut down")
+            spawned = await asyncio.gather(
+                *(self._spawn() for _ in range(self._workers)), return_exceptions=True
+            )
+            workers = [result for result in spawned if isinstance(result, _Worker)]
+            if len(workers) < len(spawned):
+                await asyncio.gather(*(worker.stop() for worker in workers))
+                raise next(result for result in spawned if isinstance(result, BaseException))
+            for worker in workers:
+                self._idle.put_nowait(worker)
+            self._started = True
+
+    async def transcribe(self, audio: Pcm16k, *, language: str | None = None) -> str:
+        """The words PocketSphinx hears in ``audio`` (16 kHz mono int16), lower case; "" for none."""
+        if primary_language(language) not in (None, "en"):
+            raise RecognitionError(f"the built-in recogniser understands English only, not {language!r:.34}")
+        if self._closed:
+            raise RecognitionError("the speech recogniser is shut down")
+        if len(audio) < MIN_DURATION_S * SAMPLE_RATE_HZ or _peak(audio) < SILENCE_PEAK:
+            return ""
+        pcm = np.ascontiguousarray(audio, dtype=np.int16).tobytes()
+        await self.start()
+        worker = await self._acquire()
+        keep = False
+        try:
+            async with asyncio.timeout(decode_timeout_s(len(audio) / SAMPLE_RATE_HZ)):
+                text = await worker.transcribe(pcm)
+            keep = True
+        except TimeoutError:
+            raise RecognitionError(
+                "the built-in recogniser took too long; its worker was restarted"
+            ) from None
+        except _WorkerFailed as exc:
+            if self._closed:
+                raise RecognitionError("the speech recogniser is shut down") from None
+            _log.warning("PocketSphinx worker %s: %s", worker.process.pid, exc)
+            raise RecognitionError(
+                "the built-in recogniser's worker process stopped; it was restarted"
+            ) from None
+        except RecognitionError:
+            keep = True  # the worker answered: it is fine
+            raise
+        finally:
+            if keep:
+                self._idle.put_nowait(worker)
+            else:
+                # A worker abandoned mid-request (timeout, cancellation) would answer the next caller with
+                # this one's text: it is killed, and its slot starts a fresh one when next needed.
+                worker.kill()
+                self._idle.put_nowait(None)
+        return text.strip()
+
+    async def aclose(self) -> None:
+        """Stop the workers: each finishes the utterance it is decoding (2 s at most, then it is killed and
+        its caller gets ``RecognitionError``) and exits; later calls fail with ``RecognitionError``."""
+        self._closed = True
+        await asyncio.gather(*(worker.stop() for worker in list(self._all)))
+        self._all.clear()
+
+    async def _spawn(self) -> _Worker:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self._python,
+                "-m",
+                "herald.listening.pocketsphinx_worker",
+                str(self._niceness),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise RecognitionError(f"could not start the built-in recogniser: {exc.strerror or exc}") from exc
+        worker = _Worker(process)
+        # Every worker is kept until it has exited and been reaped, so that aclose() can wait for it.
+        self._all = {known for known in self._all if known.alive}
+        self._all.add(worker)
+        try:
+            async with asyncio.timeout(_STARTUP_TIMEOUT_S):
+                kind, _ = await worker.read_message()
+            if kind != protocol.MSG_READY:
+                raise _WorkerFailed("the worker process broke the protocol")
+        except (TimeoutError, _WorkerFailed):
+            worker.kill()
+            await worker.process.wait()
+            raise RecognitionError("the built-in recogniser could not load its model (see the log)") from None
+        except BaseException:
+            worker.kill()
+            raise
+        return worker
+
+    async def _acquire(self) -> _Worker:
+        worker = await self._idle.get()
+        if self._closed:
+            self._idle.put_nowait(worker)  # wakes the next waiter, which fails the same way
+            raise RecognitionError("the speech recogniser is shut down")
+        if worker is not None and worker.alive:
+            return worker
+        try:
+            return await self._spawn()
+        except BaseException:
+            self._idle.put_nowait(None)  # keep the slot: the next caller tries again
+            raise
+
+
+def _peak(audio: Pcm16k) -> int:
+    return int(np.max(np.abs(audio.astype(np.int32)))) if len(audio) else 0
