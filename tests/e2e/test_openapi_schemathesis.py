@@ -37,6 +37,7 @@ from schemathesis.specs.openapi.checks import (
 
 from herald.agents.registry import DEFAULT_AGENT_ID
 from herald.api.actions import ACTIONS
+from herald.testing.llm_server import Reply, ScriptedLlm
 from herald.testing.server import API_VERSION, HeraldServer, KeyPair
 
 pytestmark = pytest.mark.e2e
@@ -113,7 +114,12 @@ class Targets:
         if action == "SendAIAgentSpeech":  # each one accepted is synthesized: keep them few
             # ... and the live instances live on: a speech that ends the call would end them.
             return [("InstanceId", live, 4), ("EndCallAfterSpoken", st.just(False), 1)]
-        if action in ("UpdateAIAgentInstance", "DescribeAIAgentInstance", "SendAIAgentDataChannelMessage"):
+        if action in (
+            "UpdateAIAgentInstance",
+            "DescribeAIAgentInstance",
+            "SendAIAgentDataChannelMessage",
+            "SendAIAgentText",
+        ):
             return [("InstanceId", live, 2)]
         if action == "ListAIAgentDialogues":
             return [("SessionId", live, 2)]
@@ -233,6 +239,15 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
     """Schemathesis 4.32's lazy schemas read and write ``node._nodeid``, which pytest 9.2 no longer has
     (its node id lives in ``_id``); give the test node the attribute so ``from_fixture`` runs."""
     request.node._nodeid = request.node.nodeid
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HeraldServer]:
+    """This module's server has an LLM (a scripted one), so that ``SendAIAgentText`` can succeed too."""
+    with ScriptedLlm(default=Reply("Noted.", delay_between_s=0.0)) as llm:
+        config = f'[llm]\nurl = "{llm.base_url}"\nmodel = "fuzz"\n'
+        with HeraldServer(check_exit=False, config=config) as running:
+            yield running
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
