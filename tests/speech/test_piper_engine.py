@@ -79,8 +79,8 @@ def test_rejects_a_non_positive_rate(engine: PiperEngine) -> None:
 def test_concurrent_calls_are_independent(engine: PiperEngine) -> None:
     texts = [
         WELCOME,
-        "One moment please.",
-        "Your order has shipped, and it will arrive on Friday.",
+        "One moment please, I am looking that up for you right now.",
+        "Your order has shipped, and it will arrive on Friday morning before noon.",
         "Goodbye!",
     ]
     alone = [seconds(engine.synthesize(text, VOICE)) for text in texts]
@@ -90,5 +90,6 @@ def test_concurrent_calls_are_independent(engine: PiperEngine) -> None:
 
     for pcm, expected_s in zip(together, alone, strict=True):
         assert rms(pcm) > 1000
-        # Piper's duration noise varies a clip by a few percent; a mix-up between threads would not.
-        assert abs(seconds(pcm) - expected_s) < 0.15 * expected_s
+        # Piper's duration noise varies a clip by up to ~20 % (short ones most); the texts differ in
+        # length far more than that, so a mix-up between threads would not pass.
+        assert abs(seconds(pcm) - expected_s) < 0.25 * expected_s
