@@ -129,9 +129,7 @@ AUDIO = (np.sin(np.arange(24_000) / 16_000 * 2 * np.pi * 220) * 8000).astype(np.
 
 
 async def test_posts_a_multipart_form_and_reads_the_text(service: Service, fetcher: SafeFetcher) -> None:
-    transcriber: SpeechRecognizer = OpenAITranscriber(
-        service.base_url("ok"), "whisper-1", KEY, fetcher.exchange
-    )
+    transcriber: SpeechRecognizer = OpenAITranscriber(service.base_url("ok"), "whisper-1", KEY, fetcher)
 
     assert await transcriber.transcribe(AUDIO, language="en-US") == "heard 1.50 s"
 
@@ -148,7 +146,7 @@ async def test_posts_a_multipart_form_and_reads_the_text(service: Service, fetch
 
 
 async def test_no_language_and_no_key_are_left_out(service: Service, fetcher: SafeFetcher) -> None:
-    transcriber = OpenAITranscriber(service.base_url("ok") + "/", "small", "", fetcher.exchange)
+    transcriber = OpenAITranscriber(service.base_url("ok") + "/", "small", "", fetcher)
 
     assert await transcriber.transcribe(AUDIO) == "heard 1.50 s"
     assert await transcriber.transcribe(AUDIO, language="") == "heard 1.50 s"
@@ -161,7 +159,7 @@ async def test_no_language_and_no_key_are_left_out(service: Service, fetcher: Sa
 async def test_an_error_status_gives_the_services_message_without_the_key(
     service: Service, fetcher: SafeFetcher
 ) -> None:
-    transcriber = OpenAITranscriber(service.base_url("unauthorized"), "whisper-1", KEY, fetcher.exchange)
+    transcriber = OpenAITranscriber(service.base_url("unauthorized"), "whisper-1", KEY, fetcher)
 
     with pytest.raises(RecognitionError) as caught:
         await transcriber.transcribe(AUDIO)
@@ -174,7 +172,7 @@ async def test_an_error_status_gives_the_services_message_without_the_key(
 
 
 async def test_an_error_page_is_cut_to_an_excerpt(service: Service, fetcher: SafeFetcher) -> None:
-    transcriber = OpenAITranscriber(service.base_url("html"), "whisper-1", KEY, fetcher.exchange)
+    transcriber = OpenAITranscriber(service.base_url("html"), "whisper-1", KEY, fetcher)
 
     with pytest.raises(RecognitionError) as caught:
         await transcriber.transcribe(AUDIO)
@@ -187,7 +185,7 @@ async def test_an_error_page_is_cut_to_an_excerpt(service: Service, fetcher: Saf
 
 @pytest.mark.parametrize("mode", ["not-json", "no-text"])
 async def test_an_answer_without_text_is_an_error(service: Service, fetcher: SafeFetcher, mode: str) -> None:
-    transcriber = OpenAITranscriber(service.base_url(mode), "whisper-1", KEY, fetcher.exchange)
+    transcriber = OpenAITranscriber(service.base_url(mode), "whisper-1", KEY, fetcher)
 
     with pytest.raises(RecognitionError, match='not JSON with a "text" string'):
         await transcriber.transcribe(AUDIO)
@@ -195,13 +193,13 @@ async def test_an_answer_without_text_is_an_error(service: Service, fetcher: Saf
 
 async def test_a_service_that_does_not_answer_times_out(service: Service, fetcher: SafeFetcher) -> None:
     # The fetcher's read timeout (0.5 s) comes first...
-    transcriber = OpenAITranscriber(service.base_url("slow"), "whisper-1", KEY, fetcher.exchange)
+    transcriber = OpenAITranscriber(service.base_url("slow"), "whisper-1", KEY, fetcher)
     with pytest.raises(RecognitionError) as caught:
         await transcriber.transcribe(AUDIO)
     assert caught.value.reason == "the transcription service could not be reached: no data for 0.5 s"
 
     # ...unless the transcriber's own limit is shorter.
-    hurried = OpenAITranscriber(service.base_url("slow"), "whisper-1", KEY, fetcher.exchange, timeout_s=0.2)
+    hurried = OpenAITranscriber(service.base_url("slow"), "whisper-1", KEY, fetcher, timeout_s=0.2)
     with pytest.raises(RecognitionError) as caught:
         await hurried.transcribe(AUDIO)
     assert caught.value.reason == "the transcription service did not answer within 0.2 s"
@@ -210,7 +208,7 @@ async def test_a_service_that_does_not_answer_times_out(service: Service, fetche
 async def test_the_address_policy_applies(service: Service) -> None:
     strict = SafeFetcher(AddressPolicy())  # the default: no loopback, no private networks
     try:
-        transcriber = OpenAITranscriber(service.base_url("ok"), "whisper-1", KEY, strict.exchange)
+        transcriber = OpenAITranscriber(service.base_url("ok"), "whisper-1", KEY, strict)
         with pytest.raises(RecognitionError) as caught:
             await transcriber.transcribe(AUDIO)
     finally:
@@ -223,7 +221,7 @@ async def test_the_address_policy_applies(service: Service) -> None:
 
 
 async def test_a_refused_connection_is_an_error(fetcher: SafeFetcher) -> None:
-    transcriber = OpenAITranscriber(f"http://{HOST}:9/v1", "whisper-1", KEY, fetcher.exchange)
+    transcriber = OpenAITranscriber(f"http://{HOST}:9/v1", "whisper-1", KEY, fetcher)
 
     with pytest.raises(RecognitionError, match=f"could not be reached: could not connect to {HOST}"):
         await transcriber.transcribe(AUDIO)
@@ -240,7 +238,7 @@ async def test_a_bad_base_url_is_refused_without_repeating_it(
     fetcher: SafeFetcher, url: str, problem: str
 ) -> None:
     with pytest.raises(ValueError, match=problem) as caught:
-        OpenAITranscriber(url, "whisper-1", KEY, fetcher.exchange)
+        OpenAITranscriber(url, "whisper-1", KEY, fetcher)
     assert "secret" not in str(caught.value)
 
 

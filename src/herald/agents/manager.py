@@ -314,11 +314,7 @@ class InstanceManager:
             return record
 
     async def speak(self, owner: str, instance_id: str, request: SpeechRequest) -> SpeechHandle:
-        live = self._live.get(instance_id)
-        if live is None or live.owner != owner:
-            await self._get_running(owner, instance_id)  # raises the right error
-            live = self._live[instance_id]
-        # A live instance is known in memory: the hot path reads no database.
+        live = await self._live_for(owner, instance_id)
         if not live.accepting:
             raise IncorrectInstanceStatus(
                 f"The instance {instance_id!r} is stopping; it takes no more speech."
@@ -328,10 +324,7 @@ class InstanceManager:
 
     async def send_data_channel_message(self, owner: str, instance_id: str, message: str) -> None:
         """``SendAIAgentDataChannelMessage``: ``1011`` to everyone in the instance's call."""
-        live = self._live.get(instance_id)
-        if live is None or live.owner != owner:
-            await self._get_running(owner, instance_id)  # raises the right error
-            live = self._live[instance_id]
+        live = await self._live_for(owner, instance_id)
         if not live.accepting:
             raise IncorrectInstanceStatus(f"The instance {instance_id!r} is stopping.")
         live.send_custom_message(message)
@@ -339,10 +332,7 @@ class InstanceManager:
     async def send_text(self, owner: str, instance_id: str, text: str) -> str:
         """``SendAIAgentText``: ``text`` is the user's turn; what is playing is cut (``1016`` reason 5) and
         the LLM answers. Returns the turn's round id."""
-        live = self._live.get(instance_id)
-        if live is None or live.owner != owner:
-            await self._get_running(owner, instance_id)  # raises the right error
-            live = self._live[instance_id]
+        live = await self._live_for(owner, instance_id)
         if not live.accepting:
             raise IncorrectInstanceStatus(f"The instance {instance_id!r} is stopping.")
         conversation = live.conversation
@@ -535,6 +525,15 @@ class InstanceManager:
 
     def _lock(self, instance_id: str) -> asyncio.Lock:
         return self._locks.setdefault(instance_id, asyncio.Lock())
+
+    async def _live_for(self, owner: str, instance_id: str) -> LiveInstance:
+        """The caller's live instance; a live one is known in memory, so the hot path reads no database.
+        Anything else raises the error ``_get_running`` gives."""
+        live = self._live.get(instance_id)
+        if live is None or live.owner != owner:
+            await self._get_running(owner, instance_id)
+            live = self._live[instance_id]
+        return live
 
     async def _get_running(self, owner: str, instance_id: str) -> InstanceRecord:
         record = await self.get(owner, instance_id)

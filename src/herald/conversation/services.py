@@ -47,7 +47,7 @@ async def open_listening(
     if engine == "openai":
         url = _required(asr, "url", '[asr] engine = "openai" needs url (HERALD_ASR_URL)')
         recognizer = OpenAITranscriber(
-            url, str(asr.get("model", "whisper-1")), str(asr.get("api_key", "")), trusted.exchange
+            url, str(asr.get("model", "whisper-1")), str(asr.get("api_key", "")), trusted
         )
     else:
         recognizer = PocketSphinxRecognizer(workers=_workers(asr))
@@ -65,7 +65,7 @@ async def open_listening(
         return OpenAIChat(url, model or default_model, api_key, guarded)
 
     def agent_asr(url: str, model: str, api_key: str) -> SpeechRecognizer:
-        return OpenAITranscriber(url, model or "whisper-1", api_key, guarded.exchange)
+        return OpenAITranscriber(url, model or "whisper-1", api_key, guarded)
 
     return ListeningServices(
         vad=vad,

@@ -2,11 +2,11 @@
 
 OpenAI itself, Groq, a local faster-whisper or whisper.cpp server, vLLM: they take the same multipart form
 (``file`` = the utterance as a 16 kHz WAV, ``model``, optional ``language``, ``response_format=json``) and
-answer ``{"text": "..."}``. The request goes through ``herald.media.fetch.SafeFetcher.exchange``, so the
+answer ``{"text": "..."}``. The request goes through ``herald.media.fetch.SafeFetcher``, so the
 operator's address policy applies to this URL as to every other one (an on-premises server must be
 allowlisted with ``HERALD_FETCH_ALLOW``).
 
-    transcriber = OpenAITranscriber("https://api.openai.com/v1", "whisper-1", api_key, fetcher.exchange)
+    transcriber = OpenAITranscriber("https://api.openai.com/v1", "whisper-1", api_key, fetcher)
     text = await transcriber.transcribe(ended.audio, language="en")
 """
 
@@ -18,47 +18,30 @@ import json
 import re
 import secrets
 import wave
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing
-from typing import Final, Protocol
+from collections.abc import Mapping, Sequence
+from contextlib import aclosing
+from typing import Final
 
 import numpy as np
 
 from herald.listening.asr import SAMPLE_RATE_HZ, Pcm16k, RecognitionError, primary_language
-from herald.media.fetch import FetchError, check_url
+from herald.media.fetch import FetchError, HttpExchange, check_url
 
 MAX_ANSWER_BYTES: Final = 1_000_000
 """A transcription is a few kilobytes; a bigger answer is not one."""
 EXCERPT_CHARS: Final = 200
 
 
-class Reply(Protocol):
-    """What ``SafeFetcher.exchange`` yields (a ``herald.media.fetch.Download``), as far as read here."""
-
-    @property
-    def status_code(self) -> int: ...
-
-    def chunks(self) -> AsyncGenerator[bytes, None]: ...
-
-
-class Exchange(Protocol):
-    """``SafeFetcher.exchange``: POST ``body`` to ``url``, yield the answer; raises ``FetchError``."""
-
-    def __call__(
-        self, url: str, body: bytes, headers: Mapping[str, str]
-    ) -> AbstractAsyncContextManager[Reply]: ...
-
-
 class OpenAITranscriber:
     """A ``SpeechRecognizer`` on an OpenAI-compatible transcription endpoint.
 
     ``base_url`` ends before ``/audio/transcriptions`` (``https://api.openai.com/v1``); ``api_key`` is sent
-    as a bearer token ("" for a server that wants none); ``exchange`` is ``SafeFetcher.exchange`` (or a
+    as a bearer token ("" for a server that wants none); ``exchange`` is a ``SafeFetcher`` (or a
     fake). A transcription that takes more than ``timeout_s`` in all fails.
     """
 
     def __init__(
-        self, base_url: str, model: str, api_key: str, exchange: Exchange, *, timeout_s: float = 30.0
+        self, base_url: str, model: str, api_key: str, exchange: HttpExchange, *, timeout_s: float = 30.0
     ) -> None:
         self._url = base_url.rstrip("/") + "/audio/transcriptions"
         violation = check_url(self._url)
@@ -99,7 +82,10 @@ class OpenAITranscriber:
         return _text_of(answer)
 
     async def _post(self, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
-        async with self._exchange(self._url, body, headers) as reply, aclosing(reply.chunks()) as chunks:
+        async with (
+            self._exchange.exchange(self._url, body, headers) as reply,
+            aclosing(reply.chunks()) as chunks,
+        ):
             answer = bytearray()
             async for chunk in chunks:
                 answer += chunk

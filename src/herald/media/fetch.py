@@ -21,7 +21,7 @@ import logging
 import socket
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Protocol, cast
@@ -225,6 +225,23 @@ def default_transport(ssl_context: ssl.SSLContext | None = None) -> httpx.AsyncH
         trust_env=False,
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
     )
+
+
+class HttpAnswer(Protocol):
+    """An HTTP response being read (a ``Download``)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    def chunks(self) -> AsyncGenerator[bytes, None]: ...
+
+
+class HttpExchange(Protocol):
+    """Sends a POST and yields the answer as it arrives (``SafeFetcher``; fakes in tests)."""
+
+    def exchange(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, limits: FetchLimits | None = None
+    ) -> AbstractAsyncContextManager[HttpAnswer]: ...
 
 
 class SafeFetcher:

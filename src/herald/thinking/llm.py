@@ -20,11 +20,11 @@ import asyncio
 import codecs
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from herald.media.fetch import FetchError, FetchLimits, check_url
+from herald.media.fetch import FetchError, FetchLimits, HttpExchange, check_url
 
 ROLES: Final = frozenset({"system", "user", "assistant"})
 _EXCERPT_CHARS: Final = 200
@@ -54,23 +54,6 @@ class LlmError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class HttpAnswer(Protocol):
-    """An HTTP response being read (``herald.media.fetch.Download``)."""
-
-    @property
-    def status_code(self) -> int: ...
-
-    def chunks(self) -> AsyncGenerator[bytes, None]: ...
-
-
-class HttpExchange(Protocol):
-    """Sends a POST and yields the answer as it arrives (``herald.media.fetch.SafeFetcher``)."""
-
-    def exchange(
-        self, url: str, body: bytes, headers: Mapping[str, str], *, limits: FetchLimits | None = None
-    ) -> AbstractAsyncContextManager[HttpAnswer]: ...
 
 
 class OpenAIChat:
