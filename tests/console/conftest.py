@@ -28,7 +28,9 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[HeraldServer]:
-    with HeraldServer(check_exit=False) as running:
+    # Chromium's fake microphone beeps once a second: a listening agent may take a beep for the user
+    # talking over it and stop (barge-in). These tests are about the console's audio, not listening.
+    with HeraldServer(check_exit=False, env={"HERALD_ASR_ENGINE": "off"}) as running:
         yield running
 
 
