@@ -82,6 +82,46 @@ async def test_1103_with_a_bad_voice_tells_the_asker_and_changes_nothing(
     assert live.voice().voice_id == "tone"
 
 
+async def test_1102_switches_voice_interruption_for_the_call_and_tells_everyone(
+    listening_world: World,
+) -> None:
+    _, live, asker, other = await joined(listening_world)
+    assert live.conversation is not None
+    assert live.conversation.voice_interrupt_enabled
+    await ClientMessages(listening_world.manager).handle(
+        live, asker, envelope(MessageType.ENABLE_VOICE_INTERRUPT, {"enable": False})
+    )
+    assert not live.conversation.voice_interrupt_enabled
+    for participant in (asker, other):
+        assert messages(participant, MessageType.VOICE_INTERRUPT_ENABLED) == [{"enable": False}]
+
+
+@pytest.mark.parametrize("data", [{}, {"enable": "false"}, {"enable": 0}])
+async def test_1102_without_a_boolean_is_refused_and_changes_nothing(
+    listening_world: World, data: dict[str, object]
+) -> None:
+    _, live, asker, _ = await joined(listening_world)
+    await ClientMessages(listening_world.manager).handle(
+        live, asker, envelope(MessageType.ENABLE_VOICE_INTERRUPT, data)
+    )
+    errors = messages(asker, MessageType.ERROR)
+    assert [e["code"] for e in errors] == ["InvalidParameter"]
+    assert "data.enable" in str(errors[0]["message"])
+    assert live.conversation is not None
+    assert live.conversation.voice_interrupt_enabled
+    assert messages(asker, MessageType.VOICE_INTERRUPT_ENABLED) == []
+
+
+async def test_1102_to_an_agent_that_does_not_listen_says_so(world: World) -> None:
+    _, live, asker, _ = await joined(world)
+    await ClientMessages(world.manager).handle(
+        live, asker, envelope(MessageType.ENABLE_VOICE_INTERRUPT, {"enable": True})
+    )
+    errors = messages(asker, MessageType.ERROR)
+    assert [e["code"] for e in errors] == ["IncorrectInstanceStatus.NotListening"]
+    assert "[asr]" in str(errors[0]["message"])
+
+
 async def test_1100_stops_the_instance_as_hung_up_by_the_user(world: World) -> None:
     instance_id, live, asker, _ = await joined(world)
     await ClientMessages(world.manager).handle(live, asker, envelope(MessageType.STOP_AGENT))

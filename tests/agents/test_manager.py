@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent_helpers import AGENTS
@@ -88,6 +89,48 @@ async def test_update_merges_validates_and_keeps_the_old_config_on_error(world: 
             "ak", record.instance_id, agent_config={"Volume": 999}, template_config=None, user_data=None
         )
     assert (await world.manager.get("ak", record.instance_id)).agent_config == updated.agent_config
+
+
+@pytest.mark.parametrize("language", ["fr", "fr-FR", "zh_CN"])
+async def test_a_language_the_recogniser_does_not_understand_is_refused_up_front(
+    listening_world: World, language: str
+) -> None:
+    """Not an error on every utterance later: the start, the call and the update are refused, naming it."""
+    manager = listening_world.manager
+    asr: dict[str, Any] = {"AsrConfig": {"AsrLanguageId": language}}
+    for create in (
+        lambda: manager.start(NewInstance("ak", "default", agent_config=asr, channel_id="c1")),
+        lambda: manager.generate_call(NewInstance("ak", "default", agent_config=asr), expire_s=60),
+    ):
+        with pytest.raises(InvalidParameter) as caught:
+            await create()
+        assert caught.value.parameter == "AgentConfig.AsrConfig.AsrLanguageId"
+        assert language in caught.value.message
+        assert "en only" in caught.value.message
+    assert listening_world.manager.live_count == 0
+    record = await manager.start(NewInstance("ak", "default", channel_id="c2"))
+    with pytest.raises(InvalidParameter):
+        await listening_world.manager.update(
+            "ak", record.instance_id, agent_config=asr, template_config=None, user_data=None
+        )
+    assert "AsrConfig" not in (await listening_world.manager.get("ak", record.instance_id)).agent_config
+
+
+@pytest.mark.parametrize(
+    "asr",
+    [
+        {"AsrLanguageId": "en-US"},
+        {"AsrLanguageId": "EN"},
+        {"AsrLanguageId": "fr", "Url": "https://asr.example.com/v1", "Model": "whisper-1"},
+    ],
+)
+async def test_english_or_an_agents_own_recogniser_takes_the_language(
+    listening_world: World, asr: dict[str, str]
+) -> None:
+    record = await listening_world.manager.start(
+        NewInstance("ak", "default", agent_config={"AsrConfig": asr}, channel_id="c")
+    )
+    assert record.agent_config["AsrConfig"]["AsrLanguageId"] == asr["AsrLanguageId"]
 
 
 async def test_live_instances_speak_into_their_room_on_each_tick(world: World) -> None:

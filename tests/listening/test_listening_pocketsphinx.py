@@ -119,10 +119,11 @@ async def test_the_event_loop_keeps_time_while_decoding(recognizer: PocketSphinx
     assert max(gaps_s) < 0.1
 
 
-async def test_only_english(recognizer: PocketSphinxRecognizer, say: Say) -> None:
-    with pytest.raises(RecognitionError, match="English only") as caught:
+async def test_only_english_is_understood(recognizer: PocketSphinxRecognizer, say: Say) -> None:
+    with pytest.raises(RecognitionError, match="understands en only") as caught:
         await recognizer.transcribe(utterance(say("Good morning.")), language="zh_cn")
     assert "zh_cn" in caught.value.reason
+    assert recognizer.languages == {"en"}  # what the server checks an agent's AsrLanguageId against
     for english in ("en_us", "EN", "", None):
         assert await recognizer.transcribe(utterance(say("Good morning.")), language=english)
 

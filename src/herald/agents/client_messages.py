@@ -24,6 +24,7 @@ _log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 8192
 INVALID_MESSAGE = "InvalidMessage"
+NOT_LISTENING = "IncorrectInstanceStatus.NotListening"
 
 
 class ClientMessages:
@@ -73,8 +74,11 @@ class ClientMessages:
                 await self._instances.send_text(live.owner, live.instance_id, text.strip())
             case MessageType.ENABLE_VOICE_INTERRUPT:
                 enable = data.get("enable")
-                if not isinstance(enable, bool) or live.conversation is None:
+                if not isinstance(enable, bool):
                     live.send_error(sender, "InvalidParameter", "1102 needs data.enable, true or false.")
+                    return
+                if live.conversation is None:
+                    live.send_error(sender, NOT_LISTENING, "The agent does not listen: [asr] is off.")
                     return
                 live.conversation.voice_interrupt_enabled = enable
                 live.send_message(MessageType.VOICE_INTERRUPT_ENABLED, {"enable": enable})

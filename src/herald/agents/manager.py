@@ -170,7 +170,7 @@ class InstanceManager:
             raise ServiceUnavailable("This node is draining; it takes no new instances.")
         agent = self._agents.get(request.agent_id)
         config = merge_agent_config(dict(agent.agent_config), request.agent_config or {})
-        model = validate_agent_config(config, voice_ids=self.voice_ids)
+        model = self._validated(config)
         channel_id = request.channel_id or ids.channel_id()
         if channel_id in self._channels or channel_id in self._creating:
             raise InvalidParameter(
@@ -181,6 +181,18 @@ class InstanceManager:
             return await self._create_in(channel_id, request, agent.agent_id, config, model)
         finally:
             self._creating.discard(channel_id)
+
+    def _validated(self, config: dict[str, Any]) -> AgentConfigModel:
+        """``config`` checked against the rules and against what this server can do."""
+        model = validate_agent_config(config, voice_ids=self.voice_ids)
+        if self._listening is not None:
+            refusal = self._listening.language_problem(conversation_settings(model))
+            if refusal is not None:
+                raise InvalidParameter(
+                    "AgentConfig.AsrConfig.AsrLanguageId",
+                    f"{refusal}. Leave it out, or name a recogniser that does (AsrConfig.Url).",
+                )
+        return model
 
     async def _create_in(
         self,
@@ -301,7 +313,7 @@ class InstanceManager:
             record = await self._get_running(owner, instance_id)
             if agent_config is not None:
                 merged = merge_agent_config(record.agent_config, agent_config)
-                model = validate_agent_config(merged, voice_ids=self.voice_ids)
+                model = self._validated(merged)
                 record.agent_config = merged
                 self._live[instance_id].reconfigure(model)
                 self._callbacks[instance_id] = callback_target(model)

@@ -31,7 +31,7 @@ from herald.agents.requests import DialogueType, SpeechRequest
 from herald.clock import Clock
 from herald.conversation.history import History
 from herald.conversation.settings import ConversationSettings, MessagePicker
-from herald.listening.asr import RecognitionError, SpeechRecognizer
+from herald.listening.asr import RecognitionError, SpeechRecognizer, language_refusal
 from herald.listening.vad import SpeechEnded, SpeechStarted, VoiceActivity
 from herald.listening.vad_model import SileroModel
 from herald.media.frames import Pcm
@@ -110,6 +110,13 @@ class ListeningServices:
     """Makes a client for an agent's own ``LlmConfig`` (url, model, key)."""
     asr_factory: Callable[[str, str, str], SpeechRecognizer] | None = None
     """Makes a recogniser for an agent's own ``AsrConfig`` (url, model, key)."""
+
+    def language_problem(self, settings: ConversationSettings) -> str | None:
+        """Why the server's recogniser cannot take the agent's ``AsrLanguageId`` (``None``: it can, or the
+        agent names a recogniser of its own, which answers for itself)."""
+        if settings.asr_endpoint is not None:
+            return None
+        return language_refusal(self.recognizer, settings.language)
 
     async def aclose(self) -> None:
         """Stop the recogniser's workers, if it has any."""

@@ -38,9 +38,24 @@ def primary_language(language: str | None) -> str | None:
 
 
 class SpeechRecognizer(Protocol):
+    @property
+    def languages(self) -> frozenset[str] | None:
+        """The primary languages (ISO 639-1, such as "en") it understands; ``None``: any it is asked for."""
+        ...
+
     async def transcribe(self, audio: Pcm16k, *, language: str | None = None) -> str:
         """The text spoken in ``audio`` (one whole utterance, mono int16 at 16 kHz); "" if nothing was
         recognised. ``language`` is a hint such as "en" or "en-US" (``None`` or "": the engine's default or
         its guess).
         Never blocks the event loop; raises ``RecognitionError``."""
         ...
+
+
+def language_refusal(recognizer: SpeechRecognizer, language: str | None) -> str | None:
+    """Why ``recognizer`` cannot take ``language`` (a sentence), or ``None`` when it can."""
+    understood = recognizer.languages
+    wanted = primary_language(language)
+    if understood is None or wanted is None or wanted in understood:
+        return None
+    names = ", ".join(sorted(understood))
+    return f"the speech recogniser understands {names} only, not {language!r:.34}"

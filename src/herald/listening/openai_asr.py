@@ -56,6 +56,11 @@ class OpenAITranscriber:
         self._exchange = exchange
         self._timeout_s = timeout_s
 
+    @property
+    def languages(self) -> None:
+        """Any: the service itself refuses a language it does not know."""
+        return None
+
     async def transcribe(self, audio: Pcm16k, *, language: str | None = None) -> str:
         """The text the service hears in ``audio`` (16 kHz mono int16); "" if it heard none."""
         fields = [("model", self._model), ("response_format", "json")]

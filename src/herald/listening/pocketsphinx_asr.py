@@ -26,7 +26,7 @@ from typing import Final
 import numpy as np
 
 from herald.listening import pocketsphinx_worker as protocol
-from herald.listening.asr import SAMPLE_RATE_HZ, Pcm16k, RecognitionError, primary_language
+from herald.listening.asr import SAMPLE_RATE_HZ, Pcm16k, RecognitionError, language_refusal
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ MIN_DURATION_S: Final = 0.1
 SILENCE_PEAK: Final = 100
 """Audio that never exceeds this (about -50 dBFS) is silence: "" without decoding. Given digital silence,
 PocketSphinx tends to invent a word."""
+_LANGUAGES: Final = frozenset({"en"})
+"""The model the ``pocketsphinx`` package ships is US English."""
 _STARTUP_TIMEOUT_S: Final = 30.0
 _EXIT_GRACE_S: Final = 2.0
 
@@ -125,6 +127,10 @@ class PocketSphinxRecognizer:
         self._closed = False
 
     @property
+    def languages(self) -> frozenset[str]:
+        return _LANGUAGES
+
+    @property
     def worker_pids(self) -> list[int]:
         """The process ids of the workers running now."""
         return sorted(worker.process.pid for worker in self._all if worker.alive)
@@ -150,8 +156,9 @@ class PocketSphinxRecognizer:
 
     async def transcribe(self, audio: Pcm16k, *, language: str | None = None) -> str:
         """The words PocketSphinx hears in ``audio`` (16 kHz mono int16), lower case; "" for none."""
-        if primary_language(language) not in (None, "en"):
-            raise RecognitionError(f"the built-in recogniser understands English only, not {language!r:.34}")
+        refusal = language_refusal(self, language)
+        if refusal is not None:
+            raise RecognitionError(refusal)
         if self._closed:
             raise RecognitionError("the speech recogniser is shut down")
         if len(audio) < MIN_DURATION_S * SAMPLE_RATE_HZ or _peak(audio) < SILENCE_PEAK:

@@ -45,6 +45,8 @@ class ScriptedRecognizer:
         self.heard: list[int] = []
         """The length (samples) of each utterance transcribed."""
         self.fail: str | None = None
+        self.languages: frozenset[str] | None = None
+        """What it claims to understand (``None``: any)."""
 
     async def transcribe(self, audio: Pcm16k, *, language: str | None = None) -> str:
         self.heard.append(len(audio))

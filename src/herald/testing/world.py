@@ -8,6 +8,7 @@ from herald.agents.live import SpeechServices
 from herald.agents.manager import InstanceManager
 from herald.agents.registry import AgentDefinition, AgentRegistry
 from herald.auth.tokens import CallTokens
+from herald.conversation.loop import ListeningServices
 from herald.events.bus import EventBus
 from herald.media.ticker import Ticker
 from herald.speech.tts import Synthesizer
@@ -20,9 +21,16 @@ from herald.testing.tts import ToneEngine
 
 
 class World:
-    """Everything ``InstanceManager`` needs, wired as the runtime wires it, minus HTTP and Piper."""
+    """Everything ``InstanceManager`` needs, wired as the runtime wires it, minus HTTP and Piper; agents
+    listen when given ``listening``."""
 
-    def __init__(self, db_url: str, agents: Sequence[AgentDefinition] = ()) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        agents: Sequence[AgentDefinition] = (),
+        *,
+        listening: ListeningServices | None = None,
+    ) -> None:
         self.clock = VirtualClock()
         self.engine = open_database(db_url)
         self.ticker = Ticker(self.clock)
@@ -38,6 +46,7 @@ class World:
             CallTokens(b"k" * 32),
             self.clock,
             events=self.events,
+            listening=listening,
         )
 
     async def open(self) -> World:
