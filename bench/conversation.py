@@ -32,7 +32,7 @@ from herald.listening.pocketsphinx_asr import PocketSphinxRecognizer
 from herald.media.resample import resample_once
 from herald.speech.piper_engine import PiperEngine
 from herald.speech.tts import VoiceSettings
-from herald.testing.audio_client import AudioRecorder, Microphone, Pcm
+from herald.testing.audio_client import AudioRecorder, DataMessage, Microphone, Pcm
 from herald.testing.llm_server import Reply, ScriptedLlm
 
 SAMPLE_RATE_HZ = 16_000
@@ -94,13 +94,18 @@ async def _asr_floor_ms(clips: dict[str, Pcm]) -> list[float]:
     return times
 
 
+def _final(message: DataMessage) -> bool:
+    """The user subtitle that ends a sentence (partial ones come while the user speaks)."""
+    return message.data.get("end") is True
+
+
 async def _turn(rec: AudioRecorder, mic: Microphone, llm: ScriptedLlm, pcm: Pcm, answer: str) -> Turn:
     llm.script(Reply(answer, chunk_chars=len(answer), delay_between_s=0.0))
     mark = rec.mark()
     asked_before = len(llm.requests)
     spoken = await mic.say(pcm)
     ended_s = spoken.voice_ended_s
-    heard = await rec.wait_for_message(MSG_USER_SUBTITLE, after=mark, timeout_s=20)
+    heard = await rec.wait_for_message(MSG_USER_SUBTITLE, _final, after=mark, timeout_s=20)
     subtitle = await rec.wait_for_message(MSG_SUBTITLE, after=heard.index, timeout_s=20)
     await rec.wait_until(
         lambda: bool(rec.nonsilent_frames(after=heard.index)), timeout_s=20, what="the answer's audio"

@@ -84,10 +84,10 @@ async def rig_for() -> AsyncIterator[Any]:
         *,
         replies: list[str] | None = None,
         heard: list[str] | None = None,
+        streaming: bool = False,
     ) -> Rig:
-        made.append(
-            Rig(config or {}, ScriptedChat(replies=list(replies or [])), ScriptedRecognizer(*(heard or [])))
-        )
+        recognizer = ScriptedRecognizer(*(heard or []), streaming=streaming)
+        made.append(Rig(config or {}, ScriptedChat(replies=list(replies or [])), recognizer))
         return made[-1]
 
     yield make
@@ -303,3 +303,47 @@ async def test_speaking_resets_the_idle_count(rig_for: Any) -> None:
     rig.conversation.on_second()
     assert rig.speaker.hung_up == []
     assert rig.speaker.texts()[-1] == "Hello?"
+
+
+async def test_what_is_heard_so_far_is_shown_while_the_user_speaks(rig_for: Any) -> None:
+    """A streaming recogniser: ``1003`` with ``end: false`` as the words come, then the final one with the
+    same ``sentenceId``; the turn is the final text."""
+    rig = rig_for(replies=["Three."], heard=["what time is it"], streaming=True)
+    rig.pause(100)
+    rig.talk(600)
+    partials = rig.message_texts(MessageType.USER_SUBTITLE)
+    assert partials
+    assert all(not p["end"] for p in partials)
+    assert [p["text"] for p in partials][-1] == "what time is it"
+    assert rig.chat.requests == []  # nothing is answered before the utterance ends
+    rig.pause(600)
+    await settle()
+    final = rig.message_texts(MessageType.USER_SUBTITLE)[-1]
+    assert final == {"text": "what time is it", "sentenceId": partials[0]["sentenceId"], "end": True}
+    assert {p["sentenceId"] for p in partials} == {final["sentenceId"]}
+    assert rig.speaker.turns[0][1] == "what time is it"
+    [stream] = rig.recognizer.streams
+    assert stream.finished
+    assert stream.samples == rig.recognizer.heard[0] > 0  # all the utterance went to the stream
+
+
+async def test_an_utterance_heard_as_nothing_closes_its_partial_subtitles(rig_for: Any) -> None:
+    rig = rig_for(heard=["mm"], streaming=True)
+    rig.talk(400)
+    rig.recognizer.texts = [""]  # the final hypothesis is empty after all
+    rig.pause(600)
+    await settle()
+    subtitles = rig.message_texts(MessageType.USER_SUBTITLE)
+    assert subtitles[-1] == {"text": "", "sentenceId": subtitles[0]["sentenceId"], "end": True}
+    assert rig.speaker.turns == []
+
+
+async def test_a_speaker_who_leaves_mid_sentence_is_not_recognised(rig_for: Any) -> None:
+    rig = rig_for(heard=["what time is it"], streaming=True)
+    rig.talk(400)
+    rig.conversation.forget(1)
+    await settle()
+    [stream] = rig.recognizer.streams
+    assert stream.cancelled
+    assert not stream.finished
+    assert rig.speaker.turns == []

@@ -169,8 +169,11 @@ class Talk:
         return message.data
 
     async def hear(self, *, after: int, timeout_s: float = 15) -> DataMessage:
-        """The next user subtitle (``1003``) after ``after``: what the server heard the client say."""
-        return await self.rec.wait_for_message(MSG_USER_SUBTITLE, after=after, timeout_s=timeout_s)
+        """The next final user subtitle (``1003`` with ``end``) after ``after``: what the server heard the
+        client say (partial ones come while the client speaks)."""
+        return await self.rec.wait_for_message(
+            MSG_USER_SUBTITLE, lambda m: m.data["end"] is True, after=after, timeout_s=timeout_s
+        )
 
 
 @contextlib.asynccontextmanager

@@ -212,6 +212,37 @@ def test_max_utterance_forces_an_end(say: Say, silero: SileroModel) -> None:
         assert after.at_ms >= before.at_ms + before.duration_ms
 
 
+@pytest.mark.parametrize("max_utterance_s", [1.0, 30.0])
+def test_audio_taken_as_it_comes_is_the_utterance_given_at_its_end(
+    say: Say, silero: SileroModel, max_utterance_s: float
+) -> None:
+    """What a recogniser fed while the person speaks gets (``take_audio`` after each frame) plus the rest
+    of ``SpeechEnded.audio`` is exactly that audio, forced ends included; nothing is taken between
+    utterances."""
+    vad = VoiceActivity(silero, VadSettings(max_utterance_s=max_utterance_s))
+    taken: list[Pcm] = []
+    pieces: list[tuple[Pcm, SpeechEnded]] = []
+    for frame in frames(silence(LEAD_S), say(WEATHER), silence(1.0), say(LONG), silence(1.0)):
+        for event in vad.push(frame):
+            if isinstance(event, SpeechStarted):
+                assert not taken
+            elif isinstance(event, SpeechEnded):
+                so_far = np.concatenate(taken) if taken else np.zeros(0, np.int16)
+                pieces.append((so_far, event))
+                taken = []
+        audio = vad.take_audio()
+        if vad.state in (VadState.QUIET, VadState.ONSET):
+            assert len(audio) == 0
+        elif len(audio):
+            taken.append(audio)
+
+    assert len(pieces) >= (2 if max_utterance_s > 10 else 4)
+    for so_far, event in pieces:
+        assert len(so_far) > 0
+        assert np.array_equal(event.audio[: len(so_far)], so_far)
+        assert len(event.audio) - len(so_far) <= 2 * 512  # little is left to give at the end
+
+
 @pytest.mark.parametrize("min_speech_ms", [0, 100, 300])
 def test_an_onset_is_confirmed_after_min_speech(say: Say, silero: SileroModel, min_speech_ms: int) -> None:
     vad = VoiceActivity(silero, VadSettings(min_speech_ms=min_speech_ms))

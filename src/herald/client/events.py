@@ -40,7 +40,8 @@ def describe(message: Message) -> str:
             played = " played" if data.get("end") else ""
             return f"subtitle #{data.get('sentenceId', '?')}{played}: {_quote(data.get('text'))}"
         case MessageType.USER_SUBTITLE:
-            return f"you said: {_quote(data.get('text'))}"
+            said = "you said" if data.get("end", True) else "you are saying"
+            return f"{said}: {_quote(data.get('text'))}"
         case MessageType.VOICE_CHANGED:
             return f"voice changed to {data.get('voiceId', '?')}"
         case MessageType.AGENT_WILL_LEAVE:

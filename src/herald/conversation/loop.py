@@ -31,7 +31,12 @@ from herald.agents.requests import DialogueType, SpeechRequest
 from herald.clock import Clock
 from herald.conversation.history import History
 from herald.conversation.settings import ConversationSettings, MessagePicker
-from herald.listening.asr import RecognitionError, SpeechRecognizer, language_refusal
+from herald.listening.asr import (
+    RecognitionError,
+    RecognitionStream,
+    SpeechRecognizer,
+    language_refusal,
+)
 from herald.listening.vad import SpeechEnded, SpeechStarted, VoiceActivity
 from herald.listening.vad_model import SileroModel
 from herald.media.frames import Pcm
@@ -144,7 +149,9 @@ class Conversation:
         self._recognizer = self._speech_recognizer(settings)
         self._pick = MessagePicker(rng or random.Random())
         self._phase = Phase.LISTENING
-        self._ears: dict[int, VoiceActivity] = {}
+        self._ears: dict[int, _Ear] = {}
+        self._partial_shown: set[str] = set()
+        """Utterances whose partial subtitles were shown (their final one is sent even if empty)."""
         self._barged: set[int] = set()
         """Participants whose current speech already barged in."""
         self._cached_turns: list[str] = []
@@ -181,8 +188,9 @@ class Conversation:
         self._history.reconfigure(settings.history)
         self._llm = self._chat_model(settings)
         self._recognizer = self._speech_recognizer(settings)
-        for participant_id in list(self._ears):
-            self._ears[participant_id] = VoiceActivity(self._services.vad, settings.vad)
+        for ear in self._ears.values():
+            self._drop_utterance(ear)  # heard with the old settings, by the old recogniser
+            ear.vad = VoiceActivity(self._services.vad, settings.vad)
 
     def _chat_model(self, settings: ConversationSettings) -> ChatModel | None:
         endpoint = settings.llm_endpoint
@@ -221,18 +229,48 @@ class Conversation:
         """One canonical 20 ms frame of a participant's microphone. Cheap; never blocks."""
         ear = self._ears.get(participant_id)
         if ear is None:
-            ear = self._ears[participant_id] = VoiceActivity(self._services.vad, self._settings.vad)
-        for event in ear.push(frame):
+            ear = self._ears[participant_id] = _Ear(VoiceActivity(self._services.vad, self._settings.vad))
+        for event in ear.vad.push(frame):
             match event:
                 case SpeechStarted():
                     self._idle_since_ns = None
                     self._idle_prompts = 0
+                    self._start_utterance(ear)
                 case SpeechEnded(audio=audio):
                     self._barged.discard(participant_id)
                     self._idle_since_ns = self._clock.monotonic_ns()
-                    self._spawn(self._transcribe(audio), "transcribe")
-        if ear.speaking_ms > 0 and participant_id not in self._barged:
-            self._maybe_barge_in(participant_id, ear.speaking_ms)
+                    stream, sentence_id = ear.stream, ear.sentence_id
+                    if stream is not None:
+                        stream.feed(audio[ear.fed :])
+                        ear.stream = None
+                    self._spawn(self._transcribe(audio, stream, sentence_id), "transcribe")
+        if ear.stream is not None:
+            audio = ear.vad.take_audio()
+            ear.stream.feed(audio)
+            ear.fed += len(audio)
+        if ear.vad.speaking_ms > 0 and participant_id not in self._barged:
+            self._maybe_barge_in(participant_id, ear.vad.speaking_ms)
+
+    def _start_utterance(self, ear: _Ear) -> None:
+        """Someone began to speak: recognise it as it is spoken, if the recogniser can."""
+        sentence_id = ear.sentence_id = ids.request_id()
+        ear.fed = 0
+        ear.stream = self._recognizer.stream(
+            language=self._settings.language,
+            on_partial=lambda text: self._show_partial(sentence_id, text),
+        )
+
+    def _drop_utterance(self, ear: _Ear) -> None:
+        if ear.stream is not None:
+            ear.stream.cancel()
+            ear.stream = None
+            self._partial_shown.discard(ear.sentence_id)
+
+    def _show_partial(self, sentence_id: str, text: str) -> None:
+        """What is heard so far of an utterance still being spoken (``1003`` with ``end: false``)."""
+        self._partial_shown.add(sentence_id)
+        subtitle = {"text": " ".join(text.split()), "sentenceId": sentence_id, "end": False}
+        self._speaker.send_message(MessageType.USER_SUBTITLE, subtitle)
 
     def joined(self) -> None:
         """Someone joined the call: the ``UserIdle`` wait starts now, if it had not."""
@@ -241,7 +279,9 @@ class Conversation:
 
     def forget(self, participant_id: int) -> None:
         """The participant left."""
-        self._ears.pop(participant_id, None)
+        ear = self._ears.pop(participant_id, None)
+        if ear is not None:
+            self._drop_utterance(ear)
         self._barged.discard(participant_id)
 
     @property
@@ -260,21 +300,27 @@ class Conversation:
         if self._speaker.speaking and not self._speaker.protected_speaking:
             self._speaker.interrupt(InterruptReason.BY_VOICE, "the user's voice", by_voice=True)
 
-    async def _transcribe(self, audio: Pcm) -> None:
+    async def _transcribe(self, audio: Pcm, stream: RecognitionStream | None, sentence_id: str) -> None:
+        """The utterance's text, from its stream (all fed already) or from its whole ``audio``."""
+        partial_shown = sentence_id in self._partial_shown
+        self._partial_shown.discard(sentence_id)
         try:
-            text = await self._recognizer.transcribe(audio, language=self._settings.language)
+            if stream is not None:
+                text = await stream.finish()
+            else:
+                text = await self._recognizer.transcribe(audio, language=self._settings.language)
         except RecognitionError as exc:
             _log.warning("speech recognition failed: %s", exc.reason)
             self._speaker.report_error(ASR_FAILED_CODE, f"speech recognition failed: {exc.reason}")
             self._apologise()
             return
         text = " ".join(text.split())
+        if text or partial_shown:  # an empty final closes the subtitle its partials opened
+            self._speaker.send_message(
+                MessageType.USER_SUBTITLE, {"text": text, "sentenceId": sentence_id, "end": True}
+            )
         if not text:
             return
-        sentence_id = ids.request_id()
-        self._speaker.send_message(
-            MessageType.USER_SUBTITLE, {"text": text, "sentenceId": sentence_id, "end": True}
-        )
         words = self._settings.interrupt_words
         matched = _interrupt_word(text, words)
         if matched is not None:
@@ -397,7 +443,7 @@ class Conversation:
         since = self._idle_since_ns
         if idle is None or since is None or self._phase is not Phase.LISTENING or self._speaker.speaking:
             return
-        if any(ear.speaking_ms > 0 for ear in self._ears.values()):
+        if any(ear.vad.speaking_ms > 0 for ear in self._ears.values()):
             return
         if self._clock.monotonic_ns() - since < idle.wait_ms * 1_000_000:
             return
@@ -436,7 +482,21 @@ class Conversation:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for ear in self._ears.values():
+            self._drop_utterance(ear)
         self._ears.clear()
+
+
+@dataclass(eq=False, slots=True)
+class _Ear:
+    """One participant's microphone: who is speaking, and the utterance being recognised as it is spoken."""
+
+    vad: VoiceActivity
+    stream: RecognitionStream | None = None
+    sentence_id: str = ""
+    """The current (or last) utterance's ``sentenceId`` in ``1003``."""
+    fed: int = 0
+    """Samples of the current utterance given to ``stream``."""
 
 
 def _interrupt_word(text: str, words: Sequence[str]) -> str | None:

@@ -7,6 +7,7 @@ a ``RecognitionError`` whose ``reason`` may be shown to the user or operator as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, Protocol
 
 import numpy as np
@@ -37,6 +38,23 @@ def primary_language(language: str | None) -> str | None:
     return language.replace("_", "-").split("-")[0].strip().lower() or None
 
 
+class RecognitionStream(Protocol):
+    """One utterance recognised while it is spoken (``SpeechRecognizer.stream``)."""
+
+    def feed(self, audio: Pcm16k) -> None:
+        """The utterance's next audio (16 kHz mono int16), in order. Never blocks."""
+        ...
+
+    async def finish(self) -> str:
+        """Everything was fed: the utterance's text (what ``transcribe`` would make of all that audio, give
+        or take the engine's streaming mode). Raises ``RecognitionError``."""
+        ...
+
+    def cancel(self) -> None:
+        """Abandon the utterance (the speaker left, the conversation ended)."""
+        ...
+
+
 class SpeechRecognizer(Protocol):
     @property
     def languages(self) -> frozenset[str] | None:
@@ -48,6 +66,13 @@ class SpeechRecognizer(Protocol):
         recognised. ``language`` is a hint such as "en" or "en-US" (``None`` or "": the engine's default or
         its guess).
         Never blocks the event loop; raises ``RecognitionError``."""
+        ...
+
+    def stream(
+        self, *, language: str | None = None, on_partial: Callable[[str], None] | None = None
+    ) -> RecognitionStream | None:
+        """Recognise an utterance while it is spoken, telling ``on_partial`` what is heard so far as it
+        changes; ``None`` if this engine only takes whole utterances (then use ``transcribe``)."""
         ...
 
 

@@ -18,7 +18,7 @@ import json
 import re
 import secrets
 import wave
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Final
 
@@ -59,6 +59,10 @@ class OpenAITranscriber:
     @property
     def languages(self) -> None:
         """Any: the service itself refuses a language it does not know."""
+        return None
+
+    def stream(self, *, language: str | None = None, on_partial: Callable[[str], None] | None = None) -> None:
+        """Whole utterances only: the transcription endpoint takes a complete file."""
         return None
 
     async def transcribe(self, audio: Pcm16k, *, language: str | None = None) -> str:

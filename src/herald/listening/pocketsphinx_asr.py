@@ -21,12 +21,19 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import numpy as np
 
 from herald.listening import pocketsphinx_worker as protocol
-from herald.listening.asr import SAMPLE_RATE_HZ, Pcm16k, RecognitionError, language_refusal
+from herald.listening.asr import (
+    SAMPLE_RATE_HZ,
+    Pcm16k,
+    RecognitionError,
+    RecognitionStream,
+    language_refusal,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +44,9 @@ MIN_DURATION_S: Final = 0.1
 SILENCE_PEAK: Final = 100
 """Audio that never exceeds this (about -50 dBFS) is silence: "" without decoding. Given digital silence,
 PocketSphinx tends to invent a word."""
+STREAM_CHUNK_S: Final = 0.2
+"""A streamed utterance goes to its worker in parts of at least this much audio: a partial hypothesis five
+times a second, and few enough round trips to cost nothing."""
 _LANGUAGES: Final = frozenset({"en"})
 """The model the ``pocketsphinx`` package ships is US English."""
 _STARTUP_TIMEOUT_S: Final = 30.0
@@ -73,15 +83,20 @@ class _Worker:
         except asyncio.IncompleteReadError:
             raise _WorkerFailed("the worker process stopped") from None
 
-    async def transcribe(self, pcm: bytes) -> str:
-        self._stdin.write(protocol.REQUEST.pack(len(pcm)) + pcm)
+    async def ask(
+        self, kind: bytes, payload: bytes = b"", *, answer: bytes | None = protocol.MSG_TEXT
+    ) -> str:
+        """Send one request; the text of its ``answer`` (a message of that type), "" when none is due."""
+        self._stdin.write(protocol.HEADER.pack(kind, len(payload)) + payload)
         try:
             await self._stdin.drain()
         except ConnectionError:
             raise _WorkerFailed("the worker process stopped") from None
+        if answer is None:
+            return ""
         kind, payload = await self.read_message()
         text = payload.decode("utf-8", errors="replace")
-        if kind == protocol.MSG_TEXT:
+        if kind == answer:
             return text
         if kind == protocol.MSG_ERROR:
             raise RecognitionError(f"the built-in recogniser failed: {text[:200]}")
@@ -161,15 +176,32 @@ class PocketSphinxRecognizer:
             raise RecognitionError(refusal)
         if self._closed:
             raise RecognitionError("the speech recogniser is shut down")
-        if len(audio) < MIN_DURATION_S * SAMPLE_RATE_HZ or _peak(audio) < SILENCE_PEAK:
+        if not _holds_speech(len(audio), _peak(audio)):
             return ""
         pcm = np.ascontiguousarray(audio, dtype=np.int16).tobytes()
+        async with self._worker() as worker:
+            async with asyncio.timeout(decode_timeout_s(len(audio) / SAMPLE_RATE_HZ)):
+                text = await worker.ask(protocol.REQ_UTTERANCE, pcm)
+        return text.strip()
+
+    def stream(
+        self, *, language: str | None = None, on_partial: Callable[[str], None] | None = None
+    ) -> RecognitionStream | None:
+        """An utterance decoded while it is spoken: ``feed`` it as it comes, ``finish`` when it ended (a
+        few tens of ms of work are left then, where ``transcribe`` needs ~0.2x the utterance's length).
+        ``None`` when this recogniser cannot take it (shut down, another language): ``transcribe`` it."""
+        if self._closed or language_refusal(self, language) is not None:
+            return None
+        return _Stream(self, on_partial)
+
+    @contextlib.asynccontextmanager
+    async def _worker(self) -> AsyncIterator[_Worker]:
+        """A worker for one utterance, given back after it; errors are ``RecognitionError``."""
         await self.start()
         worker = await self._acquire()
         keep = False
         try:
-            async with asyncio.timeout(decode_timeout_s(len(audio) / SAMPLE_RATE_HZ)):
-                text = await worker.transcribe(pcm)
+            yield worker
             keep = True
         except TimeoutError:
             raise RecognitionError(
@@ -193,7 +225,6 @@ class PocketSphinxRecognizer:
                 # this one's text: it is killed, and its slot starts a fresh one when next needed.
                 worker.kill()
                 self._idle.put_nowait(None)
-        return text.strip()
 
     async def aclose(self) -> None:
         """Stop the workers: each finishes the utterance it is decoding (2 s at most, then it is killed and
@@ -244,6 +275,75 @@ class PocketSphinxRecognizer:
         except BaseException:
             self._idle.put_nowait(None)  # keep the slot: the next caller tries again
             raise
+
+
+class _Stream:
+    """One utterance streamed to a worker: audio goes out in parts of at least ``STREAM_CHUNK_S`` as the
+    worker is free for them, each answered with the hypothesis so far (``on_partial`` when it changed)."""
+
+    def __init__(self, recognizer: PocketSphinxRecognizer, on_partial: Callable[[str], None] | None) -> None:
+        self._recognizer = recognizer
+        self._on_partial = on_partial
+        self._unsent: list[Pcm16k] = []
+        self._unsent_samples = 0
+        self._samples = 0
+        self._peak = 0
+        self._ended = False
+        self._partial = ""
+        self._wake = asyncio.Event()
+        self._min_chunk = int(STREAM_CHUNK_S * SAMPLE_RATE_HZ)
+        self._task = asyncio.create_task(self._decode(), name="pocketsphinx-stream")
+
+    def feed(self, audio: Pcm16k) -> None:
+        if self._ended or not len(audio):
+            return
+        self._unsent.append(audio)
+        self._unsent_samples += len(audio)
+        self._samples += len(audio)
+        self._peak = max(self._peak, _peak(audio))
+        if self._unsent_samples >= self._min_chunk:
+            self._wake.set()
+
+    async def finish(self) -> str:
+        self._ended = True
+        self._wake.set()
+        text = await self._task
+        return text.strip() if _holds_speech(self._samples, self._peak) else ""
+
+    def cancel(self) -> None:
+        self._ended = True
+        self._task.cancel()
+
+    async def _decode(self) -> str:
+        async with self._recognizer._worker() as worker:
+            await worker.ask(protocol.REQ_BEGIN, answer=None)
+            while True:
+                if not self._ended and self._unsent_samples < self._min_chunk:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                if self._unsent:
+                    chunk = np.ascontiguousarray(np.concatenate(self._unsent), dtype=np.int16)
+                    self._unsent, self._unsent_samples = [], 0
+                    async with asyncio.timeout(decode_timeout_s(len(chunk) / SAMPLE_RATE_HZ)):
+                        partial = await worker.ask(
+                            protocol.REQ_AUDIO, chunk.tobytes(), answer=protocol.MSG_PARTIAL
+                        )
+                    self._heard(partial.strip())
+                if self._ended and not self._unsent:
+                    break
+            async with asyncio.timeout(decode_timeout_s(0.0)):
+                return await worker.ask(protocol.REQ_FINISH)
+
+    def _heard(self, partial: str) -> None:
+        if partial and partial != self._partial and self._on_partial is not None:
+            self._partial = partial
+            self._on_partial(partial)
+
+
+def _holds_speech(samples: int, peak: int) -> bool:
+    """Whether audio this long and this loud may hold a word (otherwise "" without decoding)."""
+    return samples >= MIN_DURATION_S * SAMPLE_RATE_HZ and peak >= SILENCE_PEAK
 
 
 def _peak(audio: Pcm16k) -> int:

@@ -4,10 +4,18 @@ Run by ``pocketsphinx_asr.PocketSphinxRecognizer`` as ``python -m herald.listeni
 NICENESS``. It loads one decoder (the ``en-us`` model shipped in the ``pocketsphinx`` package), writes
 ``READY``, then serves requests until stdin closes.
 
-Protocol. A request is a big-endian u32 byte length and that many bytes of 16 kHz mono int16 PCM (native
-byte order). Every message from the worker is a type byte, a big-endian u32 payload length and the payload:
-one ``READY`` (empty) at start, then per request one ``TEXT`` (the hypothesis, UTF-8, "" for none) or one
-``ERROR`` (a short reason). Imports nothing of Herald's but this package's docstring-only ``__init__``.
+Protocol. Every message either way is a type byte, a big-endian u32 payload length and the payload; audio
+is 16 kHz mono int16 PCM (native byte order). From the worker: one ``READY`` (empty) at start, then the
+answers below. Requests:
+
+* ``UTTERANCE`` (the whole utterance's audio): decoded at once, answered by ``TEXT`` or ``ERROR``.
+* ``BEGIN`` (empty), then any number of ``AUDIO`` (the next part of the utterance, answered by ``PARTIAL``:
+  the hypothesis so far, or ``ERROR``), then ``FINISH`` (empty, answered by ``TEXT`` or ``ERROR``): an
+  utterance decoded while it is spoken, so that little is left to do when it ends.
+
+``TEXT`` and ``PARTIAL`` carry UTF-8 ("" for none), ``ERROR`` a short reason. A request out of order is
+answered by ``ERROR`` and changes nothing. Imports nothing of Herald's but this package's docstring-only
+``__init__``.
 """
 
 from __future__ import annotations
@@ -24,9 +32,13 @@ import pocketsphinx
 
 MSG_READY: Final = b"R"
 MSG_TEXT: Final = b"T"
+MSG_PARTIAL: Final = b"P"
 MSG_ERROR: Final = b"E"
+REQ_UTTERANCE: Final = b"U"
+REQ_BEGIN: Final = b"B"
+REQ_AUDIO: Final = b"A"
+REQ_FINISH: Final = b"F"
 HEADER: Final = struct.Struct(">cI")
-REQUEST: Final = struct.Struct(">I")
 MAX_REQUEST_BYTES: Final = 64 * 1024 * 1024
 """Over half an hour of audio: a longer request means the stream is corrupt."""
 
@@ -56,26 +68,67 @@ def transcribe(decoder: pocketsphinx.Decoder, pcm: bytes) -> str:
         decoder.process_raw(pcm, full_utt=True)
     finally:
         decoder.end_utt()
-    hypothesis = decoder.hyp()
-    return "" if hypothesis is None else str(hypothesis.hypstr)
+    return hypothesis(decoder)
+
+
+def hypothesis(decoder: pocketsphinx.Decoder) -> str:
+    found = decoder.hyp()
+    return "" if found is None else str(found.hypstr)
+
+
+class Session:
+    """The decoder and whether an utterance is open on it (``BEGIN`` .. ``FINISH``)."""
+
+    def __init__(self, decoder: pocketsphinx.Decoder) -> None:
+        self.decoder = decoder
+        self.open = False
+
+    def handle(self, kind: bytes, payload: bytes) -> tuple[bytes, bytes] | None:
+        """The answer to one request (``None``: it has none); raises on a decoder failure."""
+        if kind == REQ_UTTERANCE:
+            self.close()
+            return MSG_TEXT, transcribe(self.decoder, payload).encode()
+        if kind == REQ_BEGIN:
+            self.close()
+            self.decoder.start_utt()
+            self.open = True
+            return None
+        if not self.open:
+            return MSG_ERROR, b"no utterance is open"
+        if kind == REQ_AUDIO:
+            self.decoder.process_raw(payload, full_utt=False)
+            return MSG_PARTIAL, hypothesis(self.decoder).encode()
+        if kind == REQ_FINISH:
+            self.close()
+            return MSG_TEXT, hypothesis(self.decoder).encode()
+        return MSG_ERROR, b"unknown request"
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self.decoder.end_utt()
 
 
 def serve(decoder: pocketsphinx.Decoder, requests: int, replies: int) -> None:
-    while (header := read_exactly(requests, REQUEST.size)) is not None:
-        (length,) = REQUEST.unpack(header)
+    session = Session(decoder)
+    while (header := read_exactly(requests, HEADER.size)) is not None:
+        kind, length = HEADER.unpack(header)
         if length > MAX_REQUEST_BYTES:
             send(replies, MSG_ERROR, b"the request is too long")
             return
-        pcm = read_exactly(requests, length)
-        if pcm is None:
+        payload = read_exactly(requests, length)
+        if payload is None:
             return
         try:
-            text = transcribe(decoder, pcm)
+            answer = session.handle(kind, payload)
         except Exception as exc:
             traceback.print_exc()
-            send(replies, MSG_ERROR, f"PocketSphinx failed: {type(exc).__name__}".encode())
-        else:
-            send(replies, MSG_TEXT, text.encode())
+            with contextlib.suppress(Exception):
+                session.close()  # the next BEGIN or UTTERANCE starts afresh
+            session.open = False
+            answer = MSG_ERROR, f"PocketSphinx failed: {type(exc).__name__}".encode()
+        if answer is not None:
+            send(replies, *answer)
 
 
 def main() -> None:

@@ -155,6 +155,8 @@ class VoiceActivity:
         # While quiet, the last windows (enough for the pre-roll); from the onset on, the utterance.
         self._recent: deque[Pcm16k] = deque(maxlen=math.ceil(self._pre_roll_samples / WINDOW_SAMPLES))
         self._utterance: list[Pcm16k] = []
+        self._taken = 0  # windows of the utterance given out by take_audio(), pre-roll aside
+        self._pre_roll_taken = False
         self._onset = 0  # window index where the utterance began
         self._run_start = 0  # window index where the current run of speech began
         self._speech_end = 0  # window index just after the last window of speech
@@ -187,6 +189,20 @@ class VoiceActivity:
             if event is not None:
                 events.append(event)
         return events
+
+    def take_audio(self) -> Pcm16k:
+        """The current utterance's audio not taken yet (16 kHz): the pre-roll and the windows so far on the
+        first call after ``SpeechStarted``, then what came since; empty outside an utterance. So an utterance
+        can be recognised while it is spoken: what ``SpeechEnded.audio`` holds is everything taken, then
+        ``SpeechEnded.audio[samples taken:]``."""
+        if self.state not in (VadState.SPEAKING, VadState.TRAILING):
+            return _EMPTY
+        parts = self._utterance[self._taken :]
+        self._taken = len(self._utterance)
+        if not self._pre_roll_taken:
+            self._pre_roll_taken = True
+            parts = [self._pre_roll(), *parts]
+        return np.concatenate(parts) if parts else _EMPTY
 
     def reset(self) -> None:
         """Drop everything heard, an utterance in progress included, and start again from silence."""
@@ -246,8 +262,7 @@ class VoiceActivity:
 
     def _end(self, *, forced: bool) -> SpeechEnded:
         self._move(VadState.QUIET)
-        pre_roll = np.concatenate(self._recent)[-self._pre_roll_samples :] if self._recent else _EMPTY
-        audio = np.concatenate([pre_roll, *self._utterance])
+        audio = np.concatenate([self._pre_roll(), *self._utterance])
         ended = SpeechEnded(
             audio=audio,
             duration_ms=(self._speech_end - self._onset) * WINDOW_MS,
@@ -260,7 +275,12 @@ class VoiceActivity:
             # person is still talking, and that audio was already given out.
             self._recent.extend(self._utterance)
         self._utterance = []
+        self._taken = 0
+        self._pre_roll_taken = False
         return ended
+
+    def _pre_roll(self) -> Pcm16k:
+        return np.concatenate(self._recent)[-self._pre_roll_samples :] if self._recent else _EMPTY
 
     def _move(self, target: VadState) -> None:
         check_transition(self.state, target)

@@ -4,7 +4,7 @@ a script, an in-process LLM, and a live instance that records what it is asked t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,21 +38,67 @@ class LoudnessModel(SileroModel):
 
 
 class ScriptedRecognizer:
-    """Hears the next of ``texts`` in each utterance ("" once they run out); ``fail`` raises instead."""
+    """Hears the next of ``texts`` in each utterance ("" once they run out); ``fail`` raises instead.
 
-    def __init__(self, *texts: str) -> None:
+    With ``streaming`` it also recognises while the utterance is spoken: every ``feed`` reveals one more
+    word of the text to ``on_partial``."""
+
+    def __init__(self, *texts: str, streaming: bool = False) -> None:
         self.texts = list(texts)
         self.heard: list[int] = []
         """The length (samples) of each utterance transcribed."""
         self.fail: str | None = None
         self.languages: frozenset[str] | None = None
         """What it claims to understand (``None``: any)."""
+        self.streaming = streaming
+        self.streams: list[ScriptedStream] = []
 
     async def transcribe(self, audio: Pcm16k, *, language: str | None = None) -> str:
         self.heard.append(len(audio))
         if self.fail is not None:
             raise RecognitionError(self.fail)
+        return self._next()
+
+    def stream(
+        self, *, language: str | None = None, on_partial: Callable[[str], None] | None = None
+    ) -> ScriptedStream | None:
+        if not self.streaming:
+            return None
+        stream = ScriptedStream(self, on_partial)
+        self.streams.append(stream)
+        return stream
+
+    def _next(self) -> str:
         return self.texts.pop(0) if self.texts else ""
+
+
+class ScriptedStream:
+    """A ``RecognitionStream`` of ``ScriptedRecognizer``: the text is the next one when it finishes."""
+
+    def __init__(self, recognizer: ScriptedRecognizer, on_partial: Callable[[str], None] | None) -> None:
+        self._recognizer = recognizer
+        self._on_partial = on_partial
+        self.samples = 0
+        self._feeds = 0
+        self.cancelled = False
+        self.finished = False
+
+    def feed(self, audio: Pcm16k) -> None:
+        self.samples += len(audio)
+        words = (self._recognizer.texts[0] if self._recognizer.texts else "").split()
+        self._feeds += 1
+        if self._on_partial is not None and words:
+            self._on_partial(" ".join(words[: min(self._feeds, len(words))]))
+
+    async def finish(self) -> str:
+        self.finished = True
+        self._recognizer.heard.append(self.samples)
+        if self._recognizer.fail is not None:
+            raise RecognitionError(self._recognizer.fail)
+        return self._recognizer._next()
+
+    def cancel(self) -> None:
+        self.cancelled = True
 
 
 @dataclass
