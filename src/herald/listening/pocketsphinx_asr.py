@@ -293,6 +293,8 @@ class _Stream:
         self._wake = asyncio.Event()
         self._min_chunk = int(STREAM_CHUNK_S * SAMPLE_RATE_HZ)
         self._task = asyncio.create_task(self._decode(), name="pocketsphinx-stream")
+        # A stream cancelled after its decode failed never has its error asked for: that is not a bug.
+        self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     def feed(self, audio: Pcm16k) -> None:
         if self._ended or not len(audio):
