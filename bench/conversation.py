@@ -8,10 +8,12 @@ speaks the reply: a sentence of one clause, different every turn (the server cac
 said twice would measure the cache). Each turn waits until the answer was said and the agent listens.
 
 Times are from the moment the last frame of the user's clip with speech energy (RMS above 200) was sent,
-to: the user subtitle (``1003``: VAD end + ASR), the LLM request's arrival, the agent's first subtitle
-(``1002``: LLM + TTS of the first clause) and the first audible frame of the answer. Beside them, in this
-process, PocketSphinx transcribing the same clips (with the pre-roll and trailing silence VAD hands over):
-the ASR's own share. Arrival times include up to 20 ms of pacing: frames leave every 20 ms.
+to: the final user subtitle (``1003``: VAD end + the last part of recognition, which streams while the user
+speaks), the LLM request's arrival, the agent's first subtitle (``1002``: LLM + TTS of the first clause)
+and the first audible frame of the answer. Beside them, in this process, Silero VAD on the same clips: how
+long after the voice's end it declares the utterance over (``AsrMaxSilence`` plus the model's own lag),
+so the rest of the ``1003`` time is recognition's last part and transport. Arrival times include up to
+20 ms of pacing: frames leave every 20 ms.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import statistics
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,11 +29,15 @@ from bench.harness import Options, rpc_for, running_server
 from bench.rpc import HttpError
 from bench.stats import Figure, Row
 from bench.texts import opener
-from herald.listening.pocketsphinx_asr import PocketSphinxRecognizer
+from herald.agents.settings import AgentConfigModel
+from herald.conversation.settings import conversation_settings
+from herald.listening.vad import SpeechEnded, VoiceActivity
+from herald.listening.vad_model import SileroModel
+from herald.media.frames import FRAME_SAMPLES
 from herald.media.resample import resample_once
 from herald.speech.piper_engine import PiperEngine
 from herald.speech.tts import VoiceSettings
-from herald.testing.audio_client import AudioRecorder, DataMessage, Microphone, Pcm
+from herald.testing.audio_client import SILENCE_RMS, AudioRecorder, DataMessage, Microphone, Pcm
 from herald.testing.llm_server import Reply, ScriptedLlm
 
 SAMPLE_RATE_HZ = 16_000
@@ -45,8 +50,6 @@ TURNS = 8
 QUICK_TURNS = 3
 QUESTIONS = ("What time is it?", "Tell me about the weather.", "Good morning.", "Thank you very much.")
 SEED = 200  # opener(200 + i): replies not said by the other figures (each has its own server anyway)
-PRE_ROLL_S = 0.3
-TRAILING_S = 0.4
 
 
 @dataclass(frozen=True)
@@ -71,27 +74,29 @@ def _clips() -> dict[str, Pcm]:
     return {text: resample_once(engine.synthesize(text, voice), 48_000, SAMPLE_RATE_HZ) for text in QUESTIONS}
 
 
-async def _asr_floor_ms(clips: dict[str, Pcm]) -> list[float]:
-    """PocketSphinx in this process on each clip, padded as VAD hands an utterance over (twice each)."""
-    recognizer = PocketSphinxRecognizer()
-    await recognizer.start()
-    times: list[float] = []
-    try:
-        for pcm in clips.values():
-            audio = np.concatenate(
-                [
-                    np.zeros(round(PRE_ROLL_S * SAMPLE_RATE_HZ), np.int16),
-                    pcm,
-                    np.zeros(round(TRAILING_S * SAMPLE_RATE_HZ), np.int16),
-                ]
-            )
-            for _ in range(2):
-                started = time.perf_counter()
-                await recognizer.transcribe(audio, language="en-US")
-                times.append((time.perf_counter() - started) * 1000)
-    finally:
-        await recognizer.aclose()
-    return times
+def _vad_wait_ms(clips: dict[str, Pcm]) -> list[float]:
+    """For each clip, in audio time: from the end of its last 20 ms of speech energy (as the client counts
+    it) to the ``SpeechEnded`` of Silero VAD with the server's default settings, fed as the server feeds
+    it (48 kHz frames, silence after the clip)."""
+    model = SileroModel.load()
+    settings = conversation_settings(AgentConfigModel.model_validate({})).vad
+    waits: list[float] = []
+    for pcm in clips.values():
+        step = SAMPLE_RATE_HZ // 50
+        loud = [i for i in range(0, len(pcm), step) if _rms(pcm[i : i + step]) > SILENCE_RMS]
+        voice_end_ms = (loud[-1] // step + 1) * 20
+        padded = np.concatenate([pcm, np.zeros(2 * SAMPLE_RATE_HZ, np.int16)])
+        audio = resample_once(padded, SAMPLE_RATE_HZ, 48_000)
+        vad = VoiceActivity(model, settings)
+        for index in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+            if any(isinstance(e, SpeechEnded) for e in vad.push(audio[index : index + FRAME_SAMPLES])):
+                waits.append((index // FRAME_SAMPLES + 1) * 20 - voice_end_ms)
+                break
+    return waits
+
+
+def _rms(pcm: Pcm) -> float:
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
 
 
 def _final(message: DataMessage) -> bool:
@@ -137,7 +142,7 @@ async def run(options: Options) -> Figure:
         f"the last frame of the user's clip with speech energy; arrivals include up to 20 ms of pacing.",
     )
     clips = await asyncio.to_thread(_clips)
-    asr_ms = await _asr_floor_ms(clips)
+    vad_ms = await asyncio.to_thread(_vad_wait_ms, clips)
     measured: list[Turn] = []
     warm_up: Turn | None = None
     with ScriptedLlm(default=Reply("Sorry?")) as llm:
@@ -165,7 +170,14 @@ async def run(options: Options) -> Figure:
     audible = [t.audible_ms for t in measured]
     figure.add(Row("end of speech → first audible answer", "ms", audible))
     figure.add(Row("end of speech → user subtitle 1003 (VAD + ASR)", "ms", [t.heard_ms for t in measured]))
-    figure.add(Row("  of which ASR alone (in this process)", "ms", asr_ms))
+    figure.add(Row("  of which the VAD waiting out AsrMaxSilence (audio time)", "ms", vad_ms))
+    figure.add(
+        Row(
+            "  the rest: recognition's last part, transport",
+            "ms",
+            [t.heard_ms - statistics.median(vad_ms) for t in measured],
+        )
+    )
     figure.add(Row("1003 → LLM request arrives", "ms", [t.asked_ms - t.heard_ms for t in measured]))
     figure.add(
         Row("LLM request → first agent subtitle 1002", "ms", [t.subtitle_ms - t.asked_ms for t in measured])
@@ -194,6 +206,6 @@ async def run(options: Options) -> Figure:
             }
             for t in measured
         ],
-        "asr_floor_median_ms": round(statistics.median(asr_ms), 1),
+        "vad_wait_ms": vad_ms,
     }
     return figure
