@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import re
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from alibabacloud_ice20201109 import models
 from alibabacloud_tea_openapi.exceptions import ClientException
+from talk_helpers import ANSWER, MSG_SPEECH_OUTCOME, Talk, assistant, talk_over_websocket, user
 
 from herald.conversation.history import INTERRUPTED_MARK
 from herald.media.resample import resample_once
@@ -31,23 +29,19 @@ from herald.testing.audio_client import (
     MSG_AGENT_SUBTITLE,
     MSG_ERROR,
     MSG_SPEAKING_INTERRUPTED,
-    MSG_USER_SUBTITLE,
-    STATE_LISTENING,
     STATE_SPEAKING,
     STATE_THINKING,
     AudioRecorder,
-    DataMessage,
-    Microphone,
     Pcm,
 )
-from herald.testing.llm_server import LlmRequest, Reply, ScriptedLlm
+from herald.testing.llm_server import Reply, ScriptedLlm
 from herald.testing.server import HeraldServer
+from herald.testing.transcript import words
 
 pytestmark = pytest.mark.e2e
 
 MSG_AGENT_WILL_LEAVE = 1010
 MSG_REPLY_COMPLETED = 1017
-MSG_SPEECH_OUTCOME = 1900
 REASON_WORDS = 1
 REASON_VOICE = 2
 REASON_LLM_QUERY = 5
@@ -63,7 +57,6 @@ MORNING = "Good morning."
 STOP = "Please stop."
 PHRASES = (QUESTION, WEATHER, TODAY, MORNING, STOP)
 
-ANSWER = "It is three o'clock. Anything else?"
 STORY = (
     "Once upon a time there was a lighthouse keeper who lived alone on a small rocky island. "
     "Every evening he climbed the long spiral staircase to light the great lamp at the top. "
@@ -87,125 +80,11 @@ def say() -> Callable[[str], Pcm]:
     return clips.__getitem__
 
 
-@pytest.fixture(scope="module")
-def llm() -> Iterator[ScriptedLlm]:
-    with ScriptedLlm(default=Reply(ANSWER)) as scripted:
-        yield scripted
-
-
-@pytest.fixture(scope="module")
-def server(llm: ScriptedLlm) -> Iterator[HeraldServer]:
-    config = f'[llm]\nurl = "{llm.base_url}"\nmodel = "scripted"\n'
-    with HeraldServer(check_exit=False, config=config) as running:
-        yield running
-
-
-@pytest.fixture
-def fresh_llm(llm: ScriptedLlm) -> ScriptedLlm:
-    """The module's LLM answering ``ANSWER`` unless a test scripts otherwise."""
-    llm.default = Reply(ANSWER)
-    return llm
-
-
-@dataclass
-class Talk:
-    """One call: its ids, the client's recording and microphone, and the LLM requests made since it began."""
-
-    server: HeraldServer
-    llm: ScriptedLlm
-    instance_id: str
-    rec: AudioRecorder
-    mic: Microphone
-    first_request: int
-
-    async def llm_request(
-        self, number: int, *, answered: bool = False, timeout_s: float = 15.0
-    ) -> LlmRequest:
-        """This call's LLM request ``number`` (from 0) once it arrived (``answered``: once answered)."""
-        index = self.first_request + number
-        deadline = time.monotonic() + timeout_s
-        while True:
-            requests = self.llm.requests
-            if len(requests) > index and (not answered or requests[index].ended_s is not None):
-                return requests[index]
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"no LLM request #{number} within {timeout_s} s; transcript:\n{self.rec.describe()}"
-                )
-            await asyncio.sleep(0.02)
-
-    def request_count(self) -> int:
-        return len(self.llm.requests) - self.first_request
-
-    async def api(self, action: str, **params: str) -> Any:
-        """Any action through the SDK's generic call (blocking: run in a thread)."""
-        return await asyncio.to_thread(self.server.call, action, {"InstanceId": self.instance_id, **params})
-
-    async def push(self, text: str, **params: str) -> str:
-        """``SendAIAgentSpeech``; returns its RequestId (the utterance's ``requestId`` in ``1900``)."""
-        body = await self.api("SendAIAgentSpeech", Text=text, **params)
-        request_id: str = body["RequestId"]
-        return request_id
-
-    async def outcome(
-        self,
-        request_id: str | None = None,
-        *,
-        after: int = -1,
-        other_than: Collection[str] = (),
-        timeout_s: float = 30,
-    ) -> Any:
-        """The data of the next ``1900`` after ``after``: of ``request_id`` if given, else of any utterance
-        but those ``other_than``."""
-
-        def wanted(message: DataMessage) -> bool:
-            if request_id is not None:
-                return bool(message.data["requestId"] == request_id)
-            return message.data["requestId"] not in other_than
-
-        message = await self.rec.wait_for_message(
-            MSG_SPEECH_OUTCOME, wanted, after=after, timeout_s=timeout_s
-        )
-        return message.data
-
-    async def hear(self, *, after: int, timeout_s: float = 15) -> DataMessage:
-        """The next final user subtitle (``1003`` with ``end``) after ``after``: what the server heard the
-        client say (partial ones come while the client speaks)."""
-        return await self.rec.wait_for_message(
-            MSG_USER_SUBTITLE, lambda m: m.data["end"] is True, after=after, timeout_s=timeout_s
-        )
-
-
-@contextlib.asynccontextmanager
-async def talk(
+def talk(
     server: HeraldServer, llm: ScriptedLlm, agent_config: dict[str, Any] | None = None
-) -> AsyncIterator[Talk]:
-    params = {"AIAgentId": "default"}
-    if agent_config is not None:
-        params["AgentConfig"] = json.dumps(agent_config)
-    call = await asyncio.to_thread(server.call, "GenerateAIAgentCall", params)
-    first_request = len(llm.requests)
-    try:
-        url = server.audio_url(call["ChannelId"], call["Token"], RATE_HZ)
-        async with AudioRecorder(url) as rec, Microphone(rec) as mic:
-            await rec.wait_for_message(MSG_AGENT_STATE, lambda m: m.data["state"] == STATE_LISTENING)
-            yield Talk(server, llm, call["InstanceId"], rec, mic, first_request)
-            assert rec.errors == []
-    finally:
-        with contextlib.suppress(Exception):  # the test may have ended the call
-            await asyncio.to_thread(server.call, "StopAIAgentInstance", {"InstanceId": call["InstanceId"]})
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[\w']+", text.lower())
-
-
-def user(text: str) -> dict[str, str]:
-    return {"role": "user", "content": text}
-
-
-def assistant(text: str) -> dict[str, str]:
-    return {"role": "assistant", "content": text}
+) -> contextlib.AbstractAsyncContextManager[Talk]:
+    """A call whose client speaks on the audio WebSocket at 16 kHz."""
+    return talk_over_websocket(server, llm, agent_config, rate_hz=RATE_HZ)
 
 
 def audible_ms_after(rec: AudioRecorder, index: int, before: int | None = None) -> float:

@@ -12,14 +12,10 @@ for that.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import pytest
+from talk_helpers import ANSWER, MSG_SPEECH_OUTCOME, WAIT_S, assistant, talk_over_webrtc, user
 
 from herald.conversation.history import INTERRUPTED_MARK
 from herald.speech.piper_engine import PiperEngine
@@ -31,21 +27,15 @@ from herald.testing.audio_client import (
     MSG_USER_SUBTITLE,
     STATE_SPEAKING,
     STATE_THINKING,
-    DataMessage,
     Pcm,
 )
-from herald.testing.llm_server import LlmRequest, Reply, ScriptedLlm
-from herald.testing.rtc_client import RtcRecorder
+from herald.testing.llm_server import Reply, ScriptedLlm
 from herald.testing.server import HeraldServer
-from herald.testing.speech_track import SpeechTrack
-from herald.testing.transcript import is_listening, words
+from herald.testing.transcript import words
 
 pytestmark = pytest.mark.e2e
 
-MSG_SPEECH_OUTCOME = 1900
 REASON_VOICE = 2
-WAIT_S = 25.0
-"""How long any one step may take: generous, for a busy 2-core machine."""
 LEAK_MS = 300
 """Old agent audio allowed after a cut message: the frame or two of the cut, plus what RTP and the peer's
 jitter buffer still hold."""
@@ -55,7 +45,6 @@ jitter buffer still hold."""
 QUESTION = "What time is it?"
 WEATHER = "Tell me about the weather."
 
-ANSWER = "It is three o'clock. Anything else?"
 STORY = (
     "Once upon a time there was a lighthouse keeper who lived alone on a small rocky island. "
     "Every evening he climbed the long spiral staircase to light the great lamp at the top. "
@@ -76,86 +65,7 @@ def say() -> Callable[[str], Pcm]:
     return clips.__getitem__
 
 
-@pytest.fixture(scope="module")
-def llm() -> Iterator[ScriptedLlm]:
-    with ScriptedLlm(default=Reply(ANSWER)) as scripted:
-        yield scripted
-
-
-@pytest.fixture(scope="module")
-def server(llm: ScriptedLlm) -> Iterator[HeraldServer]:
-    config = f'[llm]\nurl = "{llm.base_url}"\nmodel = "scripted"\n'
-    with HeraldServer(check_exit=False, config=config) as running:
-        yield running
-
-
-@pytest.fixture
-def fresh_llm(llm: ScriptedLlm) -> ScriptedLlm:
-    """The module's LLM answering ``ANSWER`` unless a test scripts otherwise."""
-    llm.default = Reply(ANSWER)
-    return llm
-
-
-@dataclass
-class Talk:
-    """One call over WebRTC: its instance, the peer's recording and microphone, and the LLM requests made
-    since it began."""
-
-    server: HeraldServer
-    llm: ScriptedLlm
-    instance_id: str
-    rec: RtcRecorder
-    mic: SpeechTrack
-    first_request: int
-
-    async def llm_request(self, number: int) -> LlmRequest:
-        """This call's LLM request ``number`` (from 0), once answered."""
-        index = self.first_request + number
-        return await asyncio.to_thread(self.llm.wait_for_request, index, timeout_s=WAIT_S)
-
-    async def send_text(self, text: str) -> None:
-        """``SendAIAgentText``: ``text`` is the user's turn."""
-        params = {"InstanceId": self.instance_id, "Text": text}
-        await asyncio.to_thread(self.server.call, "SendAIAgentText", params)
-
-    async def next_message(self, type: int, *, after: int) -> DataMessage:
-        return await self.rec.wait_for_message(type, after=after, timeout_s=WAIT_S)
-
-    async def hear(self, *, after: int) -> DataMessage:
-        """The next final user subtitle (``1003`` with ``end``) after ``after``: what the server heard the
-        user say (partial ones may come before it)."""
-        return await self.rec.wait_for_message(
-            MSG_USER_SUBTITLE, lambda m: m.data["end"] is True, after=after, timeout_s=WAIT_S
-        )
-
-
-@contextlib.asynccontextmanager
-async def talk(
-    server: HeraldServer, llm: ScriptedLlm, agent_config: dict[str, Any] | None = None
-) -> AsyncIterator[Talk]:
-    params = {"AIAgentId": "default"}
-    if agent_config is not None:
-        params["AgentConfig"] = json.dumps(agent_config)
-    call = await asyncio.to_thread(server.call, "GenerateAIAgentCall", params)
-    first_request = len(llm.requests)
-    mic = SpeechTrack()
-    try:
-        async with RtcRecorder(server.url, call["ChannelId"], call["Token"], microphone=mic) as rec:
-            await rec.wait_for_message(MSG_AGENT_STATE, is_listening, timeout_s=WAIT_S)
-            yield Talk(server, llm, call["InstanceId"], rec, mic, first_request)
-            assert rec.errors == []
-    finally:
-        mic.stop()
-        with contextlib.suppress(Exception):  # the test may have ended the call
-            await asyncio.to_thread(server.call, "StopAIAgentInstance", {"InstanceId": call["InstanceId"]})
-
-
-def user(text: str) -> dict[str, str]:
-    return {"role": "user", "content": text}
-
-
-def assistant(text: str) -> dict[str, str]:
-    return {"role": "assistant", "content": text}
+talk = talk_over_webrtc
 
 
 # ---- the tests -----------------------------------------------------------------------------------------

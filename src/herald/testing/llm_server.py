@@ -130,6 +130,10 @@ class ScriptedLlm:
         """What an OpenAI client takes as its base URL: ``http://HOST:PORT/v1``."""
         return f"http://{self.host}:{self.port}/v1"
 
+    def server_config(self, model: str = "scripted") -> str:
+        """A Herald config file's ``[llm]`` section naming this server."""
+        return f'[llm]\nurl = "{self.base_url}"\nmodel = "{model}"\n'
+
     # -- the script ------------------------------------------------------------------------------------
 
     def script(self, *replies: Reply | str) -> None:
