@@ -78,7 +78,7 @@ class Runtime:
     cluster: ClusterNode | None = None
     """This node's part in a cluster (``None``: embedded mode)."""
     listening: ListeningServices | None = None
-    """What agents listen and think with (``None``: ``[asr] engine = "off"``)."""
+    """What agents listen and think with (without a recogniser when ``[asr] engine = "off"``)."""
     model_fetcher: SafeFetcher | None = None
     """Reaches the operator's own LLM and speech-recognition endpoints."""
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -46,13 +46,21 @@ def playwright() -> Iterator[Playwright]:
 
 
 @pytest.fixture(scope="module")
-def browser(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+def chromium_args() -> list[str]:
+    """Chromium's command line; a module may override it (another fake microphone, say)."""
+    return list(CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def browser(
+    playwright: Playwright, tmp_path_factory: pytest.TempPathFactory, chromium_args: list[str]
+) -> Iterator[BrowserContext]:
     """Headless Chromium with a fresh profile, a fake microphone and autoplay allowed."""
     context = playwright.chromium.launch_persistent_context(
         tmp_path_factory.mktemp("chromium-profile"),
         executable_path=str(CHROMIUM),
         headless=True,
-        args=CHROMIUM_ARGS,
+        args=chromium_args,
         viewport={"width": 1360, "height": 900},
     )
     try:

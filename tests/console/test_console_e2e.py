@@ -195,12 +195,26 @@ def test_console_refuses_a_wrong_key_and_follows_the_agent_leaving(
     # Listen only: no microphone is asked for, the offer receives only.
     page.click("#create-call")
     expect(page.locator("#instance-status")).to_have_text("Created")
+    expect(page.locator("#send-user-text")).to_be_disabled()
+    expect(page.locator("#voice-interrupt")).to_be_disabled()
     page.uncheck("#use-mic")
     page.click("#join")
     expect(body).to_have_attribute("data-call-state", "joined")
     expect(page.locator("#call-status")).to_contain_text("listening only")
     assert _describe_session(page)["Microphone"]["Frames"] == 0
     expect(page.locator("#session-info")).to_contain_text("connected, data channel open, listening only")
+
+    # This server's agents neither think (no LLM) nor listen ([asr] off): a text said as the user (1111)
+    # and switching voice interruption (1102) are refused with a 1000, shown with its code.
+    page.fill("#user-text", "What time is it?")
+    page.click("#send-user-text")
+    expect(page.locator("#call-error")).to_contain_text("InvalidParameter.NoLlm")
+    expect(page.locator("#subtitles li[data-who='user']")).to_contain_text("What time is it?")
+    expect(page.locator("#log")).to_contain_text("1000 error")
+    page.click("#voice-interrupt")
+    expect(page.locator("#call-error")).to_contain_text("IncorrectInstanceStatus.NotListening")
+    expect(page.locator("#voice-interrupt")).to_be_checked()  # what holds: unchanged
+    expect(page.locator("#voice-interrupt-note")).to_have_text("as configured")
 
     # The instance is stopped from elsewhere: the agent says so (1010) and the page leaves the call.
     call = page.evaluate("() => window.heraldConsole.call")
@@ -210,6 +224,7 @@ def test_console_refuses_a_wrong_key_and_follows_the_agent_leaving(
     expect(page.locator("#log")).to_contain_text("1010 agent leaving")
     expect(page.locator("#join")).to_be_disabled()
     expect(page.locator("#create-call")).to_be_enabled()
+    expect(page.locator("#send-user-text")).to_be_disabled()
 
     assert len(page_errors) == 1, page_errors  # Chromium's note of the wrong key's 400
     assert "the server responded with a status of 400" in page_errors[0], page_errors

@@ -347,3 +347,28 @@ async def test_a_speaker_who_leaves_mid_sentence_is_not_recognised(rig_for: Any)
     assert stream.cancelled
     assert not stream.finished
     assert rig.speaker.turns == []
+
+
+async def test_without_listening_microphones_are_ignored_and_typed_turns_answered() -> None:
+    """``[asr] engine = "off"``: no voice activity, no recognition, no barge-in; text turns still work."""
+    chat = ScriptedChat(replies=["Three."])
+    speaker = RecordingSpeaker()
+    synthesizer = Synthesizer(ToneEngine(), workers=1)
+    services = ListeningServices(vad=None, recognizer=None, synthesizer=synthesizer, default_llm=chat)
+    conversation = Conversation(speaker, services, conversation_settings(AgentConfigModel()), VirtualClock())
+    try:
+        assert not conversation.listens
+        handle = SpeechHandle("pushed", "a long announcement")
+        handle.move_to(UtteranceState.SPEAKING)
+        speaker.playing = handle
+        for _ in range(50):
+            conversation.hear(1, LOUD)
+        assert speaker.interrupts == []
+        speaker.playing = None
+        conversation.user_turn("what time is it", interrupt=None)
+        await settle()
+        assert [m.content for m in chat.requests[0]][-1] == "what time is it"
+        assert speaker.said[0].streamed
+    finally:
+        await conversation.close()
+        synthesizer.close()

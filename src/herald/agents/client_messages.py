@@ -77,7 +77,7 @@ class ClientMessages:
                 if not isinstance(enable, bool):
                     live.send_error(sender, "InvalidParameter", "1102 needs data.enable, true or false.")
                     return
-                if live.conversation is None:
+                if live.conversation is None or not live.conversation.listens:
                     live.send_error(sender, NOT_LISTENING, "The agent does not listen: [asr] is off.")
                     return
                 live.conversation.voice_interrupt_enabled = enable

@@ -122,7 +122,8 @@ class LiveInstance:
         self._on_hang_up = on_hang_up
         self._thinking = False
         self.conversation: Conversation | None = None
-        """The agent listening and answering (``None``: the server does not listen)."""
+        """The agent listening and answering (``None``: the manager has no listening services, as in
+        unit tests; with ``[asr] engine = "off"`` it exists and answers typed turns only)."""
         self._accepted_ns: dict[str, int] = {}
         self._cut_ns: int | None = None
         self._state = AgentState.LISTENING
@@ -230,7 +231,7 @@ class LiveInstance:
         """``participant`` sends audio: keep it, and let the agent listen to it."""
         self.microphones[participant.participant_id] = microphone
         conversation = self.conversation
-        if conversation is not None:
+        if conversation is not None and conversation.listens:
             participant_id = participant.participant_id
             microphone.listener = lambda frame: conversation.hear(participant_id, frame)
 

@@ -6,6 +6,7 @@ import { AGENT_STATES, CallSession, MESSAGE_NAMES, MessageType } from './call.js
 import { cryptoAvailable, importSecret } from './sign.js';
 
 const LOG_LIMIT = 300;
+/** Lines kept in the transcript (the user's and the agent's). */
 const SUBTITLE_LIMIT = 50;
 /** After a subtitle starts an utterance, an audio onset this soon after it is taken as its first audio. */
 const ONSET_WINDOW_MS = 1500;
@@ -48,7 +49,11 @@ const state = {
   busy: new Set(), // actions in flight: create, stop, describe, voice
   agentState: null,
   voiceConfirmed: null, // the voice the agent last announced (1005)
-  subtitles: [],
+  voiceInterrupt: null, // whether the user's voice may cut the agent: its AgentConfig, then its 1004s
+  voiceInterruptFrom: '', // '' (not known) | config | agent (a 1004)
+  voiceInterruptAsked: null, // the 1102 sent and not answered yet (by a 1004, or a 1000 refusing it)
+  transcript: [], // {who: user | agent, id, text, done, cut, typed, at}, oldest first
+  typedTurns: 0,
   utterances: [],
   pendingOutcomes: new Map(), // requestId → 1900 data that came before the API answer
   lastOnsetAt: -Infinity,
@@ -207,7 +212,11 @@ function resetCallView() {
   state.agentState = null;
   state.voiceConfirmed = null;
   $('voice-status').textContent = '';
-  state.subtitles = [];
+  state.voiceInterrupt = null;
+  state.voiceInterruptFrom = '';
+  state.voiceInterruptAsked = null;
+  state.transcript = [];
+  state.typedTurns = 0;
   state.utterances = [];
   state.pendingOutcomes.clear();
   state.awaitingOnset = null;
@@ -299,7 +308,14 @@ async function refreshStatus() {
   await busy('describe', async () => {
     try {
       const body = await api('DescribeAIAgentInstance', { InstanceId: instanceId });
-      if (state.call?.InstanceId === instanceId) state.instanceStatus = body.Instance?.Status ?? state.instanceStatus;
+      if (state.call?.InstanceId === instanceId) {
+        state.instanceStatus = body.Instance?.Status ?? state.instanceStatus;
+        if (state.voiceInterruptFrom !== 'agent') {
+          const configured = body.Instance?.AgentConfig?.InterruptConfig?.EnableVoiceInterrupt;
+          state.voiceInterrupt = configured !== false; // on unless the agent's config turns it off
+          state.voiceInterruptFrom = 'config';
+        }
+      }
     } catch (err) {
       showError('call-error', err);
     }
@@ -359,6 +375,14 @@ function onMessage(message) {
     case MessageType.SUBTITLE:
       onSubtitle(data, receivedAt);
       break;
+    case MessageType.USER_SUBTITLE:
+      onUserSubtitle(data, receivedAt);
+      break;
+    case MessageType.VOICE_INTERRUPT:
+      state.voiceInterrupt = data.enable === true;
+      state.voiceInterruptFrom = 'agent';
+      state.voiceInterruptAsked = null;
+      break;
     case MessageType.SPEECH_OUTCOME:
       onOutcome(data, receivedAt);
       break;
@@ -393,13 +417,20 @@ function waitingUtterances() {
   return state.utterances.filter((u) => u.firstAudioAt === null && !u.outcome && u.state !== 'rejected');
 }
 
+function addLine(who, id, text, done, at, typed = false) {
+  state.transcript.push({ who, id, text, done, cut: false, typed, at });
+  while (state.transcript.length > SUBTITLE_LIMIT) state.transcript.shift();
+}
+
 function onSubtitle(data, at) {
   if (data.end) {
-    const seen = state.subtitles.findLast((s) => s.id === data.sentenceId && s.text === data.text);
+    const seen = state.transcript.findLast(
+      (s) => s.who === 'agent' && s.id === data.sentenceId && s.text === data.text,
+    );
     if (seen) seen.done = true;
-    else state.subtitles.push({ id: data.sentenceId, text: data.text, done: true, cut: false, at });
+    else addLine('agent', data.sentenceId, data.text, true, at);
   } else {
-    state.subtitles.push({ id: data.sentenceId, text: data.text, done: false, cut: false, at });
+    addLine('agent', data.sentenceId, data.text, false, at);
     // The utterance this sentence belongs to: the oldest waiting text utterance that contains it.
     const sentence = normalise(data.text);
     const owner = waitingUtterances().find(
@@ -407,14 +438,33 @@ function onSubtitle(data, at) {
     );
     if (owner) startUtterance(owner, at, 'subtitle');
   }
-  while (state.subtitles.length > SUBTITLE_LIMIT) state.subtitles.shift();
   renderSubtitles();
 }
 
-/** Speech was cut (1016) or the agent left: sentences still playing will not end. */
+/**
+ * What the user said (1003): partials (end: false) rewrite their sentence's line as it grows, the final
+ * settles it; an empty final closes partials that came to nothing, so their line goes.
+ */
+function onUserSubtitle(data, at) {
+  const text = String(data.text ?? '');
+  const index = state.transcript.findLastIndex((s) => s.who === 'user' && s.id === data.sentenceId);
+  const line = index >= 0 ? state.transcript[index] : null;
+  if (line?.done) return; // settled already: nothing later changes it
+  if (data.end && !text) {
+    if (line) state.transcript.splice(index, 1);
+  } else if (line) {
+    line.text = text;
+    line.done = Boolean(data.end);
+  } else {
+    addLine('user', data.sentenceId, text, Boolean(data.end), at);
+  }
+  renderSubtitles();
+}
+
+/** Speech was cut (1016) or the agent left: the agent's sentences still playing will not end. */
 function cutSubtitles() {
-  for (const s of state.subtitles) {
-    if (!s.done) {
+  for (const s of state.transcript) {
+    if (s.who === 'agent' && !s.done) {
       s.done = true;
       s.cut = true;
     }
@@ -474,6 +524,8 @@ function onAgentError(data) {
     utterance.reason = `${data.code}: ${data.message}`;
     renderUtterances();
   } else {
+    // An error while a 1102 awaits its 1004 is taken as its refusal: the checkbox shows what holds.
+    state.voiceInterruptAsked = null;
     showError('call-error', new ApiError({ code: data.code ?? 'AgentError', message: data.message ?? '' }));
   }
 }
@@ -543,6 +595,34 @@ function interruptNow() {
   if (state.session?.sendMessage(MessageType.INTERRUPT)) log('info', '1101 interrupt sent');
 }
 
+// ---------------------------------------------------------------------------------------------- conversation
+
+/** "Say as the user": 1111, a user turn as text that the agent's LLM answers (no LLM: 1000 NoLlm). */
+function sendUserText(event) {
+  event.preventDefault();
+  showError('call-error', null);
+  const field = $('user-text');
+  const text = field.value.trim();
+  if (!text) return;
+  if (!state.session?.sendMessage(MessageType.USER_TEXT, { text })) return;
+  log('info', '1111 user text sent', text);
+  state.typedTurns += 1;
+  addLine('user', `typed-${state.typedTurns}`, text, true, performance.now(), true);
+  field.value = '';
+  renderSubtitles();
+}
+
+/** The checkbox asks the agent (1102); it shows what was asked until the agent's 1004 (or a 1000). */
+function askVoiceInterrupt() {
+  const enable = $('voice-interrupt').checked;
+  showError('call-error', null);
+  if (state.session?.sendMessage(MessageType.ENABLE_VOICE_INTERRUPT, { enable })) {
+    state.voiceInterruptAsked = enable;
+    log('info', '1102 enable voice interrupt sent', JSON.stringify({ enable }));
+  }
+  render();
+}
+
 async function updateVoice(event) {
   event.preventDefault();
   showError('voice-error', null);
@@ -584,6 +664,7 @@ const KEY_TONES = { none: 'muted', checking: 'busy', ready: 'good' };
 const STATUS_TONES = { Created: 'busy', Executing: 'good', Finished: 'muted' };
 const OUTCOME_TONES = { finished: 'good', interrupted: 'warn', dropped: 'muted', failed: 'bad' };
 const AGENT_TONES = { speaking: 'good', thinking: 'busy', listening: 'info' };
+const VOICE_INTERRUPT_NOTES = { '': '', config: 'as configured', agent: 'confirmed by the agent' };
 
 function badge(text, tone) {
   return el('span', { class: 'badge', 'data-tone': tone, text });
@@ -595,21 +676,41 @@ function setBadge(id, text, tone) {
   node.dataset.tone = tone;
 }
 
+const SPEAKERS = { user: 'You', agent: 'Agent' };
+
+/** speaking (the agent) or partial (the user) while in progress; done once settled; cut if interrupted. */
+function lineState(s) {
+  if (s.cut) return 'cut';
+  if (s.done) return 'done';
+  return s.who === 'user' ? 'partial' : 'speaking';
+}
+
 function renderSubtitles() {
   const line = (s) => {
-    const cls = s.cut ? 'cut' : s.done ? 'done' : 'speaking';
-    return el('span', { class: cls, text: s.text }, s.cut ? el('span', { class: 'cut-mark', text: ' (cut)' }) : null);
+    const cut = s.cut ? el('span', { class: 'cut-mark', text: ' (cut)' }) : null;
+    return el('span', { class: lineState(s), text: s.text }, cut);
   };
-  $('subtitles').replaceChildren(
-    ...state.subtitles
-      .slice()
-      .reverse()
-      .map((s) => el('li', {}, el('time', { text: wallClock(s.at) }), line(s))),
+  const who = (s) => el('span', { class: `who who-${s.who}`, text: SPEAKERS[s.who] });
+  const list = $('subtitles');
+  // Oldest first, like a chat: a reader at the end follows new lines, one scrolled back stays put.
+  const following = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+  list.replaceChildren(
+    ...state.transcript.map((s) =>
+      el(
+        'li',
+        { class: `from-${s.who}`, 'data-who': s.who, 'data-state': lineState(s) },
+        el('time', { text: wallClock(s.at) }),
+        who(s),
+        line(s),
+        s.typed ? el('span', { class: 'tag', text: 'typed' }) : null,
+      ),
+    ),
   );
-  const current = state.subtitles.findLast((s) => !s.done) ?? state.subtitles.at(-1);
+  if (following) list.scrollTop = list.scrollHeight;
+  const current = state.transcript.findLast((s) => !s.done) ?? state.transcript.at(-1);
   const now = $('subtitle-now');
-  if (current) now.replaceChildren(line(current));
-  else now.replaceChildren(el('span', { class: 'muted', text: 'Subtitles appear here while the agent speaks.' }));
+  if (current) now.replaceChildren(who(current), line(current));
+  else now.replaceChildren(el('span', { class: 'muted', text: 'Subtitles appear here while you or the agent speak.' }));
 }
 
 function outcomeCell(u) {
@@ -705,7 +806,13 @@ function render() {
   $('stop').disabled = !live || !ready || state.busy.has('stop');
 
   $('send-speech').disabled = !live || !ready;
-  $('interrupt').disabled = state.sessionState !== 'joined' || !state.channelOpen;
+  const talking = state.sessionState === 'joined' && state.channelOpen;
+  $('interrupt').disabled = !talking;
+  $('send-user-text').disabled = !talking;
+  $('voice-interrupt').disabled = !talking;
+  $('voice-interrupt').checked = state.voiceInterruptAsked ?? state.voiceInterrupt ?? true;
+  $('voice-interrupt-note').textContent =
+    state.voiceInterruptAsked === null ? VOICE_INTERRUPT_NOTES[state.voiceInterruptFrom] : 'asking the agent…';
   $('update-voice').disabled = !live || !ready || state.busy.has('voice');
   $('speech-text-label').textContent = speechType() === 'AudioUrl' ? 'Audio URL (http or https)' : 'Text';
 
@@ -753,6 +860,8 @@ function start() {
   $('stop').addEventListener('click', stopInstance);
   $('speech-form').addEventListener('submit', sendSpeech);
   $('interrupt').addEventListener('click', interruptNow);
+  $('user-text-form').addEventListener('submit', sendUserText);
+  $('voice-interrupt').addEventListener('change', askVoiceInterrupt);
   $('voice-form').addEventListener('submit', updateVoice);
   $('clear-log').addEventListener('click', () => $('log').replaceChildren());
   for (const radio of document.querySelectorAll('input[name="speech-type"]')) {
@@ -771,7 +880,7 @@ function start() {
   renderUtterances();
 }
 
-// For tests and the curious: a read-only view of what the page measured.
+// For tests and the curious: a read-only view of what the page measured, and one test hook (receive).
 window.heraldConsole = Object.freeze({
   get level() {
     return state.session?.level ?? 0;
@@ -805,8 +914,23 @@ window.heraldConsole = Object.freeze({
   get session() {
     return state.sessionInfo ? { ...state.sessionInfo } : null;
   },
+  /** The agent's subtitles (1002). */
   get subtitles() {
-    return state.subtitles.map((s) => ({ ...s }));
+    return state.transcript.filter((s) => s.who === 'agent').map((s) => ({ ...s }));
+  },
+  /** The conversation as shown, oldest first: the user's lines (1003, and texts sent with 1111) and the agent's. */
+  get transcript() {
+    return state.transcript.map((s) => ({ ...s }));
+  },
+  get voiceInterrupt() {
+    return state.voiceInterrupt;
+  },
+  /**
+   * For tests: handle `message` ({type, data}) as if the agent had sent it over the data channel. It
+   * changes only what this page shows; nothing is sent.
+   */
+  receive(message) {
+    onMessage({ ...message, data: message.data ?? {}, receivedAt: performance.now() });
   },
 });
 

@@ -8,14 +8,19 @@ export const MessageType = Object.freeze({
   ERROR: 1000,
   AGENT_STATE: 1001,
   SUBTITLE: 1002,
+  USER_SUBTITLE: 1003,
+  VOICE_INTERRUPT: 1004,
   VOICE_CHANGED: 1005,
   AGENT_LEAVING: 1010,
   CUSTOM: 1011,
   INTERRUPTED: 1016,
+  REPLY_COMPLETE: 1017,
   SPEECH_OUTCOME: 1900,
   STOP_AGENT: 1100,
   INTERRUPT: 1101,
+  ENABLE_VOICE_INTERRUPT: 1102,
   SWITCH_VOICE: 1103,
+  USER_TEXT: 1111,
   QUERY_STATE: 1119,
 });
 
@@ -23,14 +28,19 @@ export const MESSAGE_NAMES = Object.freeze({
   1000: 'error',
   1001: 'agent state',
   1002: 'subtitle',
+  1003: 'user subtitle',
+  1004: 'voice interrupt',
   1005: 'voice changed',
   1010: 'agent leaving',
   1011: 'custom message',
   1016: 'speech interrupted',
+  1017: 'reply complete',
   1900: 'speech outcome',
   1100: 'stop agent',
   1101: 'interrupt',
+  1102: 'enable voice interrupt',
   1103: 'switch voice',
+  1111: 'user text',
   1119: 'query state',
 });
 
@@ -320,7 +330,7 @@ export class CallSession extends EventTarget {
     this.emit('message', { ...message, data: message.data ?? {}, receivedAt: performance.now() });
   }
 
-  /** Send a client → agent message (1100, 1101, 1103, 1119). Returns false if the channel is not open. */
+  /** Send a client → agent message (1100, 1101, 1102, 1103, 1111, 1119). Returns false if the channel is not open. */
   sendMessage(type, data = {}) {
     if (!this.channelOpen) return false;
     this.channel.send(JSON.stringify({ type, data }));

@@ -106,8 +106,9 @@ class Speaker(Protocol):
 class ListeningServices:
     """Shared by every conversation of the server."""
 
-    vad: SileroModel
-    recognizer: SpeechRecognizer
+    vad: SileroModel | None
+    """``None``: agents do not listen (``[asr] engine = "off"``); typed turns are still answered."""
+    recognizer: SpeechRecognizer | None
     synthesizer: Synthesizer
     default_llm: ChatModel | None = None
     """The server's LLM (``[llm]``), for agents that name none of their own."""
@@ -119,7 +120,7 @@ class ListeningServices:
     def language_problem(self, settings: ConversationSettings) -> str | None:
         """Why the server's recogniser cannot take the agent's ``AsrLanguageId`` (``None``: it can, or the
         agent names a recogniser of its own, which answers for itself)."""
-        if settings.asr_endpoint is not None:
+        if settings.asr_endpoint is not None or self.recognizer is None:
             return None
         return language_refusal(self.recognizer, settings.language)
 
@@ -180,6 +181,11 @@ class Conversation:
     def can_answer(self) -> bool:
         return self._llm is not None
 
+    @property
+    def listens(self) -> bool:
+        """Whether the agent hears microphones (the server's ``[asr]`` is not off)."""
+        return self._services.vad is not None and self._services.recognizer is not None
+
     def reconfigure(self, settings: ConversationSettings) -> None:
         """From the next turn (``UpdateAIAgentInstance``); the history so far is kept."""
         if settings.voice_interrupt != self._settings.voice_interrupt:
@@ -188,9 +194,11 @@ class Conversation:
         self._history.reconfigure(settings.history)
         self._llm = self._chat_model(settings)
         self._recognizer = self._speech_recognizer(settings)
+        vad = self._services.vad
         for ear in self._ears.values():
             self._drop_utterance(ear)  # heard with the old settings, by the old recogniser
-            ear.vad = VoiceActivity(self._services.vad, settings.vad)
+            if vad is not None:
+                ear.vad = VoiceActivity(vad, settings.vad)
 
     def _chat_model(self, settings: ConversationSettings) -> ChatModel | None:
         endpoint = settings.llm_endpoint
@@ -198,7 +206,9 @@ class Conversation:
             return self._services.llm_factory(endpoint.url, endpoint.model, endpoint.api_key)
         return self._services.default_llm
 
-    def _speech_recognizer(self, settings: ConversationSettings) -> SpeechRecognizer:
+    def _speech_recognizer(self, settings: ConversationSettings) -> SpeechRecognizer | None:
+        if not self.listens:
+            return None
         endpoint = settings.asr_endpoint
         if endpoint is not None and self._services.asr_factory is not None:
             return self._services.asr_factory(endpoint.url, endpoint.model, endpoint.api_key)
@@ -227,15 +237,18 @@ class Conversation:
 
     def hear(self, participant_id: int, frame: Pcm) -> None:
         """One canonical 20 ms frame of a participant's microphone. Cheap; never blocks."""
+        vad, recognizer = self._services.vad, self._recognizer
+        if vad is None or recognizer is None:
+            return  # not listening
         ear = self._ears.get(participant_id)
         if ear is None:
-            ear = self._ears[participant_id] = _Ear(VoiceActivity(self._services.vad, self._settings.vad))
+            ear = self._ears[participant_id] = _Ear(VoiceActivity(vad, self._settings.vad))
         for event in ear.vad.push(frame):
             match event:
                 case SpeechStarted():
                     self._idle_since_ns = None
                     self._idle_prompts = 0
-                    self._start_utterance(ear)
+                    self._start_utterance(ear, recognizer)
                 case SpeechEnded(audio=audio):
                     self._barged.discard(participant_id)
                     self._idle_since_ns = self._clock.monotonic_ns()
@@ -243,7 +256,7 @@ class Conversation:
                     if stream is not None:
                         stream.feed(audio[ear.fed :])
                         ear.stream = None
-                    self._spawn(self._transcribe(audio, stream, sentence_id), "transcribe")
+                    self._spawn(self._transcribe(recognizer, audio, stream, sentence_id), "transcribe")
         if ear.stream is not None:
             audio = ear.vad.take_audio()
             ear.stream.feed(audio)
@@ -251,11 +264,11 @@ class Conversation:
         if ear.vad.speaking_ms > 0 and participant_id not in self._barged:
             self._maybe_barge_in(participant_id, ear.vad.speaking_ms)
 
-    def _start_utterance(self, ear: _Ear) -> None:
+    def _start_utterance(self, ear: _Ear, recognizer: SpeechRecognizer) -> None:
         """Someone began to speak: recognise it as it is spoken, if the recogniser can."""
         sentence_id = ear.sentence_id = ids.request_id()
         ear.fed = 0
-        ear.stream = self._recognizer.stream(
+        ear.stream = recognizer.stream(
             language=self._settings.language,
             on_partial=lambda text: self._show_partial(sentence_id, text),
         )
@@ -300,7 +313,9 @@ class Conversation:
         if self._speaker.speaking and not self._speaker.protected_speaking:
             self._speaker.interrupt(InterruptReason.BY_VOICE, "the user's voice", by_voice=True)
 
-    async def _transcribe(self, audio: Pcm, stream: RecognitionStream | None, sentence_id: str) -> None:
+    async def _transcribe(
+        self, recognizer: SpeechRecognizer, audio: Pcm, stream: RecognitionStream | None, sentence_id: str
+    ) -> None:
         """The utterance's text, from its stream (all fed already) or from its whole ``audio``."""
         partial_shown = sentence_id in self._partial_shown
         self._partial_shown.discard(sentence_id)
@@ -308,7 +323,7 @@ class Conversation:
             if stream is not None:
                 text = await stream.finish()
             else:
-                text = await self._recognizer.transcribe(audio, language=self._settings.language)
+                text = await recognizer.transcribe(audio, language=self._settings.language)
         except RecognitionError as exc:
             _log.warning("speech recognition failed: %s", exc.reason)
             self._speaker.report_error(ASR_FAILED_CODE, f"speech recognition failed: {exc.reason}")

@@ -1,7 +1,8 @@
 """Opening what agents listen and think with, from the server's ``[asr]`` and ``[llm]`` settings.
 
 The speech recogniser is PocketSphinx (offline, the default) or an OpenAI-compatible transcription URL
-(``engine = "openai"``), or off (``engine = "off"``: agents only speak what they are sent). The server's
+(``engine = "openai"``), or off (``engine = "off"``: agents hear no microphone, but with an LLM they still
+answer ``SendAIAgentText`` and ``1111``). The server's
 LLM is optional; agents may name their own in ``AgentConfig.LlmConfig``. Endpoints the operator configured
 are trusted (any address); endpoints an API caller names go through the fetch address policy.
 """
@@ -35,27 +36,25 @@ async def open_listening(
     *,
     trusted: SafeFetcher,
     guarded: SafeFetcher,
-) -> ListeningServices | None:
-    """The shared parts of every agent's conversation; ``None`` when listening is off. Loads the models
-    (seconds): call it at start, not on a request."""
+) -> ListeningServices:
+    """The shared parts of every agent's conversation (without a recogniser or VAD when listening is off:
+    agents then answer typed turns only). Loads the models (seconds): call it at start, not on a request."""
     engine = str(asr.get("engine", "pocketsphinx")).strip().lower()
     if engine not in ENGINES:
         raise ConfigError(f"[asr] engine must be one of {', '.join(ENGINES)} (got {engine!r}).")
-    if engine == "off":
-        return None
-    recognizer: SpeechRecognizer
+    recognizer: SpeechRecognizer | None = None
     if engine == "openai":
         url = _required(asr, "url", '[asr] engine = "openai" needs url (HERALD_ASR_URL)')
         recognizer = OpenAITranscriber(
             url, str(asr.get("model", "whisper-1")), str(asr.get("api_key", "")), trusted
         )
-    else:
+    elif engine == "pocketsphinx":
         recognizer = PocketSphinxRecognizer(workers=_workers(asr))
         # Its workers load their model (~0.3 s each) while the server starts; the first utterance waits
         # for them if it comes first. A worker that cannot start fails that utterance, with the reason.
         warm_up = asyncio.create_task(recognizer.start(), name="asr-start")
         warm_up.add_done_callback(_log_failure)
-    vad = await asyncio.to_thread(SileroModel.load)
+    vad = await asyncio.to_thread(SileroModel.load) if recognizer is not None else None
     default_model = str(llm.get("model", ""))
     default_llm: ChatModel | None = None
     if llm.get("url"):
