@@ -21,6 +21,7 @@ from herald.auth.keys import DEFAULT_ACCOUNT, AccessKey
 from herald.auth.policy import Policy, PolicyError, parse_policy
 from herald.auth.sealing import SealError, SecretBox
 from herald.clock import Clock
+from herald.observability.outages import OutageLog
 from herald.store.iam import IamStore
 from herald.store.records import IamSnapshot
 
@@ -67,6 +68,7 @@ class KeyDirectory:
         """When the last reload began (monotonic)."""
         self._pending: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
+        self._outage = OutageLog(_log, "reloading access keys and policies", clock)
 
     def get(self, access_key_id: str) -> AccessKey | None:
         return self._keys.get(access_key_id)
@@ -110,8 +112,10 @@ class KeyDirectory:
             await asyncio.sleep(self.settings.reload_s)
             try:
                 await self.reload()
-            except Exception:
-                _log.exception("reloading access keys and policies failed; keeping the last ones")
+            except Exception as exc:
+                self._outage.failed(exc, "keeping the last ones")
+            else:
+                self._outage.succeeded()
 
     def _index(
         self, snapshot: IamSnapshot

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from herald.clock import Clock
 from herald.observability import metrics
+from herald.observability.outages import OutageLog
 from herald.store.events import EventStore
 from herald.store.records import EventRecord
 
@@ -73,6 +74,7 @@ class CallbackDelivery:
         self._settings = settings
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._outage = OutageLog(_log, "callback delivery", clock)
 
     def wake(self) -> None:
         """New pending events were written, or a delivery slot came free."""
@@ -86,9 +88,11 @@ class CallbackDelivery:
                 try:
                     if not await self.start_due():
                         await self._sleep_until_due()
-                except Exception:
-                    _log.exception("callback delivery failed; retrying in a second")
+                except Exception as exc:
+                    self._outage.failed(exc, "retrying every second")
                     await asyncio.sleep(1.0)
+                else:
+                    self._outage.succeeded()
         finally:
             for task in self._in_flight.values():
                 task.cancel()

@@ -15,6 +15,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+from herald.observability.outages import OutageLog
+
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -42,6 +44,7 @@ class BatchWriter(Generic[T]):
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
         self.dropped = 0
+        self._outage = OutageLog(_log, f"writing {what} rows")
 
     def add(self, row: T) -> bool:
         """Queue ``row``; ``False`` if it was dropped (too much is waiting). Never blocks."""
@@ -88,7 +91,9 @@ class BatchWriter(Generic[T]):
             await asyncio.sleep(self._batch_delay_s)  # gather a batch
             try:
                 await self.flush()
-            except Exception:
-                _log.exception("could not write %d %s row(s); will retry", len(self._pending), self._what)
+            except Exception as exc:
+                self._outage.failed(exc, f"{len(self._pending)} row(s) kept, retrying every second")
                 await asyncio.sleep(1.0)
                 self._wake.set()
+            else:
+                self._outage.succeeded()
