@@ -5,6 +5,11 @@
 * callbacks: ``audio_record`` (finished, interrupted) and ``error`` (failed) POSTed to a local receiver;
   a dropped speech has none;
 * the dialogue log: ``ListAIAgentDialogues`` of the call's session, one line per utterance however it ended.
+
+The conversation calls (``soak_talk.py``) are not the ledger's: their utterances are the agent's answers,
+whose ids no ``SendAIAgentSpeech`` returned. Their callbacks are kept apart (``answer_callbacks``), by
+instance, so that check 1 does not take them for outcomes of requests never accepted; their ``1900`` go to
+the talkers' own clients, never to ``on_message``.
 """
 
 from __future__ import annotations
@@ -66,6 +71,11 @@ class Ledger:
     resolved: dict[str, str] = field(default_factory=dict)
     """requestId -> the first outcome any witness reported (drives pacing and the drain)."""
     idempotency_violations: list[str] = field(default_factory=list)
+    conversation_instances: set[str] = field(default_factory=set)
+    """The talkers' calls: their callbacks are answers' (``answer_callbacks``, ``answer_stops``)."""
+    answer_callbacks: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    answer_stops: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    answer_errors: list[str] = field(default_factory=list)
 
     def accept(self, speech: Speech) -> None:
         if speech.request_id not in self.speeches:
@@ -95,12 +105,23 @@ class Ledger:
         self.seen_event_ids.add(event_id)
         data = body.get("data") or {}
         event = body.get("event")
+        instance_id = str(body.get("instanceId"))
+        if instance_id in self.conversation_instances:
+            if event == "agent_stop":
+                self.answer_stops[instance_id] += 1
+            elif event == "audio_record":
+                self.answer_callbacks[str(data.get("requestId"))].append(str(data.get("outcome")))
+            elif event == "error":
+                self.answer_errors.append(
+                    f"{instance_id}: error event {body.get('code')}: {body.get('message')}"
+                )
+            return
         if event == "audio_record":
             outcome = str(data.get("outcome"))
         elif event == "error":
             outcome = "failed"
         elif event == "agent_stop":
-            self.agent_stops[str(body.get("instanceId"))] += 1
+            self.agent_stops[instance_id] += 1
             return
         else:
             return

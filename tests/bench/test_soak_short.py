@@ -1,7 +1,9 @@
-"""The reliability run (``bench/soak.py``), short: 4 calls, 30 s of seeded random load on a real server.
+"""The reliability run (``bench/soak.py``), short: 4 calls and 1 talking, 30 s of seeded random load on a
+real server.
 
 Every check of the full run must pass: exactly one outcome per accepted speech (three witnesses agree), no
-instance stuck, memory back to its level, the server answered throughout. Latencies are printed, not
+instance stuck, memory back to its level, the recogniser's workers back to their number, the server
+answered throughout, every turn asked of the LLM once, every answer ended once. Latencies are printed, not
 asserted: on a busy two-core machine the prober's job here is "answered, never failed".
 """
 
@@ -19,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench.soak import SoakConfig, run
 from bench.soak_bad import KINDS as BAD_KINDS
 from bench.soak_load import OTHER_WEIGHTS, SPEECH_WEIGHTS
+from bench.soak_talk import TALK_WEIGHTS
 
 pytestmark = pytest.mark.e2e
 
@@ -27,9 +30,12 @@ pytestmark = pytest.mark.e2e
 # 830 MB, flat after). 8 s of warm-up do not reach it (a CI run grew 513 -> 681 MB, +168 MB), so the short
 # run's bound is far wider than the full run's (25% or 60 MB): it catches a runaway leak only; the full run
 # (scripts/soak, a minute of warm-up) catches slow ones.
+# One talker, not the full run's two: its answers play out at each drain (up to ~25 s), which the short run
+# pays for twice.
 SHORT = SoakConfig(
     minutes=0.5,
     instances=4,
+    talkers=1,
     seed=20,
     warmup_s=8,
     drain_s=4,
@@ -48,3 +54,6 @@ def test_short_soak_passes_every_check() -> None:
     assert set(report.figures["actions"]) >= {*SPEECH_WEIGHTS, *OTHER_WEIGHTS}, report.figures["actions"]
     assert set(report.figures["requests"]) >= set(BAD_KINDS), report.figures["requests"]
     assert report.figures["prober"]["probes"] > 0
+    conversation = report.figures["conversation"]
+    assert set(conversation["actions"]) >= set(TALK_WEIGHTS), conversation["actions"]
+    assert conversation["turns"] > 0, conversation

@@ -338,6 +338,36 @@ async def test_an_utterance_heard_as_nothing_closes_its_partial_subtitles(rig_fo
     assert rig.speaker.turns == []
 
 
+async def test_a_partial_shown_as_the_utterance_ends_is_closed_by_its_final_even_empty(rig_for: Any) -> None:
+    """The stream's last partial may come while it finishes (PocketSphinx decodes the audio's tail then):
+    the final ``1003`` must still close it, however late the partial was shown."""
+    rig = rig_for(heard=[""], streaming=True)  # nothing heard while the user speaks: no partial yet
+    rig.talk(400)
+    assert rig.message_texts(MessageType.USER_SUBTITLE) == []
+    [stream] = rig.recognizer.streams
+    stream.partial_at_finish = "mm"
+    rig.pause(600)
+    await settle()
+    partial, final = rig.message_texts(MessageType.USER_SUBTITLE)
+    assert partial == {"text": "mm", "sentenceId": partial["sentenceId"], "end": False}
+    assert final == {"text": "", "sentenceId": partial["sentenceId"], "end": True}
+    assert rig.speaker.turns == []
+
+
+async def test_a_recognition_failure_closes_the_partials_shown_then_apologises(rig_for: Any) -> None:
+    rig = rig_for(heard=["what time is it"], streaming=True)
+    rig.talk(400)
+    rig.recognizer.fail = "the worker process stopped"
+    rig.pause(600)
+    await settle()
+    subtitles = rig.message_texts(MessageType.USER_SUBTITLE)
+    assert subtitles[0]["end"] is False
+    assert subtitles[-1] == {"text": "", "sentenceId": subtitles[0]["sentenceId"], "end": True}
+    assert rig.speaker.errors[0][0] == ASR_FAILED_CODE
+    assert len(rig.speaker.said) == 1  # the apology
+    assert rig.speaker.turns == []
+
+
 async def test_a_speaker_who_leaves_mid_sentence_is_not_recognised(rig_for: Any) -> None:
     rig = rig_for(heard=["what time is it"], streaming=True)
     rig.talk(400)

@@ -109,11 +109,13 @@ async def test_a_second_speaker_waits_for_the_worker_and_loses_nothing(
 async def test_an_abandoned_stream_does_not_leak_into_the_next_utterance(
     recognizer: PocketSphinxRecognizer, say: Say
 ) -> None:
+    (pid,) = recognizer.worker_pids
     stream = recognizer.stream()
     assert stream is not None
     await feed(stream, utterance(say("Tell me about the weather."))[:16_000])
     stream.cancel()
     await asyncio.sleep(0.05)
+    assert recognizer.worker_pids == [pid], "the worker finished the utterance and was kept, not killed"
 
     text = await recognizer.transcribe(utterance(say("Good morning.")))
     assert "morning" in text.split()
@@ -122,6 +124,18 @@ async def test_an_abandoned_stream_does_not_leak_into_the_next_utterance(
     assert following is not None
     await feed(following, utterance(say("What time is it?")))
     assert "weather" not in (await following.finish()).split()
+
+
+async def test_a_stream_cancelled_while_waiting_for_a_worker_takes_none(
+    recognizer: PocketSphinxRecognizer, say: Say
+) -> None:
+    first, waiting = recognizer.stream(), recognizer.stream()  # one worker: the second waits for it
+    assert first is not None
+    assert waiting is not None
+    waiting.cancel()
+    await feed(first, utterance(say("What time is it?")))
+    assert "time" in (await first.finish()).split()
+    assert "morning" in (await recognizer.transcribe(utterance(say("Good morning.")))).split()
 
 
 async def test_a_worker_killed_mid_stream_fails_that_utterance_only(

@@ -514,7 +514,11 @@ function applyOutcome(utterance, data, at) {
 function onOutcome(data, at) {
   const utterance = state.utterances.find((u) => u.requestId === data.requestId);
   if (utterance) applyOutcome(utterance, data, at);
-  else if (data.requestId) state.pendingOutcomes.set(data.requestId, { data, at });
+  // Kept only while a push awaits its answer: the agent's own answers (LLM replies, prompts) have
+  // outcomes no push will ever claim.
+  else if (data.requestId && state.utterances.some((u) => u.state === 'sending')) {
+    state.pendingOutcomes.set(data.requestId, { data, at });
+  }
   renderUtterances();
 }
 

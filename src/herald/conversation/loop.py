@@ -317,23 +317,27 @@ class Conversation:
         self, recognizer: SpeechRecognizer, audio: Pcm, stream: RecognitionStream | None, sentence_id: str
     ) -> None:
         """The utterance's text, from its stream (all fed already) or from its whole ``audio``."""
-        partial_shown = sentence_id in self._partial_shown
-        self._partial_shown.discard(sentence_id)
+        failure: RecognitionError | None = None
         try:
             if stream is not None:
                 text = await stream.finish()
             else:
                 text = await recognizer.transcribe(audio, language=self._settings.language)
         except RecognitionError as exc:
-            _log.warning("speech recognition failed: %s", exc.reason)
-            self._speaker.report_error(ASR_FAILED_CODE, f"speech recognition failed: {exc.reason}")
-            self._apologise()
-            return
+            failure, text = exc, ""
+        # Asked only now: the stream's last partial may come while it finishes (the audio's tail).
+        partial_shown = sentence_id in self._partial_shown
+        self._partial_shown.discard(sentence_id)
         text = " ".join(text.split())
         if text or partial_shown:  # an empty final closes the subtitle its partials opened
             self._speaker.send_message(
                 MessageType.USER_SUBTITLE, {"text": text, "sentenceId": sentence_id, "end": True}
             )
+        if failure is not None:
+            _log.warning("speech recognition failed: %s", failure.reason)
+            self._speaker.report_error(ASR_FAILED_CODE, f"speech recognition failed: {failure.reason}")
+            self._apologise()
+            return
         if not text:
             return
         words = self._settings.interrupt_words

@@ -291,6 +291,7 @@ class _Stream:
         self._ended = False
         self._partial = ""
         self._wake = asyncio.Event()
+        self._has_worker = False
         self._min_chunk = int(STREAM_CHUNK_S * SAMPLE_RATE_HZ)
         self._task = asyncio.create_task(self._decode(), name="pocketsphinx-stream")
         # A stream cancelled after its decode failed never has its error asked for: that is not a bug.
@@ -313,11 +314,19 @@ class _Stream:
         return text.strip() if _holds_speech(self._samples, self._peak) else ""
 
     def cancel(self) -> None:
+        """Abandon the utterance. A worker it holds finishes what it was sent (the text goes unused) and
+        goes back to the pool, rather than being killed and reloaded; one it waits for is not waited for."""
         self._ended = True
-        self._task.cancel()
+        self._on_partial = None
+        self._unsent, self._unsent_samples = [], 0
+        if self._has_worker:
+            self._wake.set()
+        else:
+            self._task.cancel()
 
     async def _decode(self) -> str:
         async with self._recognizer._worker() as worker:
+            self._has_worker = True
             await worker.ask(protocol.REQ_BEGIN, answer=None)
             while True:
                 if not self._ended and self._unsent_samples < self._min_chunk:

@@ -82,6 +82,8 @@ class ScriptedStream:
         self._feeds = 0
         self.cancelled = False
         self.finished = False
+        self.partial_at_finish = ""
+        """A partial hypothesis to show as it finishes (a real stream decodes the audio's tail then)."""
 
     def feed(self, audio: Pcm16k) -> None:
         self.samples += len(audio)
@@ -92,6 +94,8 @@ class ScriptedStream:
 
     async def finish(self) -> str:
         self.finished = True
+        if self.partial_at_finish and self._on_partial is not None:
+            self._on_partial(self.partial_at_finish)
         self._recognizer.heard.append(self.samples)
         if self._recognizer.fail is not None:
             raise RecognitionError(self._recognizer.fail)
