@@ -20,7 +20,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -151,16 +151,21 @@ def _transport_error(exc: httpx.TransportError, host: str, limits: FetchLimits) 
     return FetchError(f"the connection to {host} failed: {detail}")
 
 
-class _Budget:
-    """The total time one fetch may spend waiting on the network.
+class WaitBudget:
+    """The total time one exchange may spend waiting on the network.
 
-    Time the consumer spends between chunks is not counted: a consumer reading at playout pace must not
-    make a long file fail, while a server that drips bytes still does.
+    Time the consumer spends between waits is not counted: a consumer reading at playout pace must not
+    make a long file fail, while a server that drips bytes still does. When it runs out, the wait raises
+    ``expired(total_s)``; ``renew`` grants a fresh allowance (an LLM's patience between tokens).
     """
 
-    def __init__(self, total_s: float) -> None:
+    def __init__(self, total_s: float, expired: Callable[[float], Exception]) -> None:
         self.total_s = total_s
         self._left_s = total_s
+        self._expired = expired
+
+    def renew(self, total_s: float) -> None:
+        self.total_s = self._left_s = total_s
 
     @asynccontextmanager
     async def waiting(self) -> AsyncIterator[None]:
@@ -172,17 +177,21 @@ class _Budget:
                 yield
         except TimeoutError:
             if deadline.expired():
-                raise FetchError(f"the download took longer than {self.total_s:g} s") from None
+                raise self._expired(self.total_s) from None
             raise
         finally:
             self._left_s -= loop.time() - started
+
+
+def _download_budget(total_s: float) -> WaitBudget:
+    return WaitBudget(total_s, lambda s: FetchError(f"the download took longer than {s:g} s"))
 
 
 class Download:
     """A response that passed every check: its final URL, its headers and its body."""
 
     def __init__(
-        self, response: httpx.Response, url: httpx.URL, limits: FetchLimits, budget: _Budget
+        self, response: httpx.Response, url: httpx.URL, limits: FetchLimits, budget: WaitBudget
     ) -> None:
         self.url = str(url)  # after redirects; may hold tokens in its query: do not log it
         self.status_code = response.status_code
@@ -281,7 +290,7 @@ class SafeFetcher:
         violation = check_url(url)
         if violation is not None:
             raise FetchError(violation)
-        budget = _Budget(self._limits.total_timeout_s)
+        budget = _download_budget(self._limits.total_timeout_s)
         response, final_url = await self._follow(httpx.URL(url), budget)
         try:
             self._check_response(response)
@@ -289,7 +298,7 @@ class SafeFetcher:
         finally:
             await response.aclose()
 
-    async def _follow(self, url: httpx.URL, budget: _Budget) -> tuple[httpx.Response, httpx.URL]:
+    async def _follow(self, url: httpx.URL, budget: WaitBudget) -> tuple[httpx.Response, httpx.URL]:
         pins: dict[str, list[IPAddress]] = {}  # one lookup per host per fetch, reused by later hops
         redirects = 0
         while True:
@@ -318,7 +327,7 @@ class SafeFetcher:
                 raise FetchError(f"redirect {redirects} is refused: {violation}")
 
     async def _pin(
-        self, url: httpx.URL, pins: dict[str, list[IPAddress]], budget: _Budget
+        self, url: httpx.URL, pins: dict[str, list[IPAddress]], budget: WaitBudget
     ) -> list[IPAddress]:
         """The checked addresses of the URL's host, looked up at most once per fetch."""
         host = url.raw_host.decode("ascii")
@@ -340,7 +349,7 @@ class SafeFetcher:
         pins[host] = addresses
         return addresses
 
-    async def _resolve(self, host: str, port: int, budget: _Budget) -> list[IPAddress]:
+    async def _resolve(self, host: str, port: int, budget: WaitBudget) -> list[IPAddress]:
         timeout_s = self._limits.connect_timeout_s
         try:
             async with budget.waiting(), asyncio.timeout(timeout_s):
@@ -359,7 +368,7 @@ class SafeFetcher:
         violation = check_url(url)
         if violation is not None:
             raise FetchError(violation)
-        budget = _Budget(self._limits.total_timeout_s)
+        budget = _download_budget(self._limits.total_timeout_s)
         target = httpx.URL(url)
         addresses = await self._pin(target, {}, budget)
         response = await self._send(target, addresses, budget, method="POST", body=body, headers=headers)
@@ -384,7 +393,7 @@ class SafeFetcher:
         if violation is not None:
             raise FetchError(violation)
         limits = limits or self._limits
-        budget = _Budget(limits.total_timeout_s)
+        budget = _download_budget(limits.total_timeout_s)
         target = httpx.URL(url)
         addresses = await self._pin(target, {}, budget)
         response = await self._send(
@@ -400,7 +409,7 @@ class SafeFetcher:
         self,
         url: httpx.URL,
         addresses: list[IPAddress],
-        budget: _Budget,
+        budget: WaitBudget,
         *,
         method: str = "GET",
         body: bytes = b"",

@@ -30,9 +30,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Final
+
+from herald.testing.threaded_http import Closing, ThreadedHttpServer
 
 DEFAULT_HOST: Final = "127.0.0.1"
 MAX_BODY_BYTES: Final = 8 << 20
@@ -100,8 +101,11 @@ class LlmRequest:
         return model if isinstance(model, str) else None
 
 
-class ScriptedLlm:
+class ScriptedLlm(ThreadedHttpServer):
     """A threaded HTTP/1.1 server on ``host`` (default 127.0.0.1) and a free port; thread-safe."""
+
+    methods = frozenset({"GET", "POST"})
+    thread_name = "llm"
 
     def __init__(
         self,
@@ -112,18 +116,14 @@ class ScriptedLlm:
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.host = host
+        super().__init__(host, port)
         self._clock = clock
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._closing = threading.Event()
         self._script: list[Reply] = [_reply(r) for r in replies]
         self._default = _reply(default)
         self._requests: list[LlmRequest] = []
         self._ids = itertools.count(1)
-        self._httpd = _Server((host, port), _handler_for(self))
-        self.port: int = self._httpd.server_address[1]
-        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -172,31 +172,6 @@ class ScriptedLlm:
                     raise TimeoutError(f"request {index} was not answered within {timeout_s} s")
                 self._changed.wait(min(left, 0.1))
 
-    # -- lifecycle -------------------------------------------------------------------------------------
-
-    def start(self) -> ScriptedLlm:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="llm"
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._closing.set()  # stalled and slow answers stop waiting
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> ScriptedLlm:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     # -- serving (request threads) ---------------------------------------------------------------------
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
@@ -224,7 +199,7 @@ class ScriptedLlm:
             self._changed.notify_all()
         try:
             _Answer(self, handler, request).send()
-        except (OSError, _Closing):
+        except (OSError, Closing):
             pass  # the answer records how far it got
         finally:
             with self._changed:
@@ -236,10 +211,10 @@ class ScriptedLlm:
         deadline = self._clock() + seconds
         while True:
             if self._closing.is_set():
-                raise _Closing
+                raise Closing
             if _hung_up(connection):
                 request.disconnected = True
-                raise _Closing
+                raise Closing
             left = deadline - self._clock()
             if left <= 0:
                 return
@@ -387,33 +362,3 @@ def _hung_up(connection: socket.socket) -> bool:
         return connection.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
-
-
-class _Closing(Exception):
-    pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    address_family = socket.AF_INET
-
-
-def _handler_for(server: ScriptedLlm) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            server._serve(self)
-
-        def do_GET(self) -> None:
-            server._serve(self)
-
-        def log_message(self, format: str, *args: object) -> None:  # quiet: tests read requests
-            pass
-
-        def handle_one_request(self) -> None:
-            with contextlib.suppress(ConnectionError):
-                super().handle_one_request()
-
-    return Handler

@@ -18,15 +18,14 @@ once when the server closes.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Final
+
+from herald.testing.threaded_http import Closing, ThreadedHttpServer
 
 DEFAULT_HOST: Final = "127.0.0.2"
 """A loopback address other than 127.0.0.1, so a test can allowlist it alone (``HERALD_FETCH_ALLOW``)."""
@@ -71,22 +70,21 @@ class Delivery:
         return self.last_byte_s is not None
 
 
-class MediaServer:
+class MediaServer(ThreadedHttpServer):
     """A threaded HTTP/1.1 server on ``host`` (default 127.0.0.2) and a free port, for test media."""
+
+    methods = frozenset({"GET", "HEAD"})
+    thread_name = "media"
 
     def __init__(
         self, host: str = DEFAULT_HOST, port: int = 0, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.host = host
+        super().__init__(host, port)
         self._clock = clock
         self._routes: dict[str, Media] = {}
         self._deliveries: list[Delivery] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._closing = threading.Event()
-        self._httpd = _Server((host, port), _handler_for(self))
-        self.port: int = self._httpd.server_address[1]
-        self._thread: threading.Thread | None = None
 
     # -- addresses and content -----------------------------------------------------------------------
 
@@ -135,31 +133,6 @@ class MediaServer:
                     raise TimeoutError(f"no finished delivery of {path} within {timeout_s} s")
                 self._changed.wait(min(left, 0.1))
 
-    # -- lifecycle -----------------------------------------------------------------------------------
-
-    def start(self) -> MediaServer:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="media"
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        self._closing.set()  # slow deliveries stop waiting
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> MediaServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     # -- serving (request threads) -------------------------------------------------------------------
 
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
@@ -173,8 +146,8 @@ class MediaServer:
                 self._send(handler, delivery, Media(b"not found\n", "text/plain", status=404))
             else:
                 self._send(handler, delivery, media)
-        except (OSError, _Closing) as exc:
-            delivery.error = "the server is closing" if isinstance(exc, _Closing) else repr(exc)
+        except (OSError, Closing) as exc:
+            delivery.error = "the server is closing" if isinstance(exc, Closing) else repr(exc)
         finally:
             handler.close_connection = True
             with self._changed:
@@ -216,40 +189,6 @@ class MediaServer:
             handler.wfile.write(b"0\r\n\r\n")
             handler.wfile.flush()
         delivery.last_byte_s = self._clock()
-
-    def _pause(self, seconds: float) -> None:
-        if seconds > 0 and self._closing.wait(seconds):
-            raise _Closing
-
-
-class _Closing(Exception):
-    pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    address_family = socket.AF_INET
-
-
-def _handler_for(server: MediaServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            server._serve(self)
-
-        def do_HEAD(self) -> None:
-            server._serve(self)
-
-        def log_message(self, format: str, *args: object) -> None:  # quiet: tests read deliveries()
-            pass
-
-        def handle_one_request(self) -> None:
-            with contextlib.suppress(ConnectionError):
-                super().handle_one_request()
-
-    return Handler
 
 
 def _path(path: str) -> str:

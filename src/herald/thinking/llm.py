@@ -16,15 +16,14 @@ The network is reached through ``SafeFetcher.exchange`` (``HttpExchange``), unde
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from herald.media.fetch import FetchError, FetchLimits, HttpExchange, check_url
+from herald.media.fetch import FetchError, FetchLimits, HttpExchange, WaitBudget, check_url
 
 ROLES: Final = frozenset({"system", "user", "assistant"})
 _EXCERPT_CHARS: Final = 200
@@ -194,34 +193,21 @@ class _Timeout(Exception):
         self.reason = reason
 
 
-class _Patience:
+class _Patience(WaitBudget):
     """How long to keep waiting on the network: for the first text, then for each next one."""
 
     def __init__(self, first_s: float, between_s: float) -> None:
+        super().__init__(first_s, self._timed_out)
         self._between_s = between_s
-        self._limit_s = first_s
-        self._left_s = first_s
         self._started = False
 
     def text_arrived(self) -> None:
         self._started = True
-        self._limit_s = self._left_s = self._between_s
+        self.renew(self._between_s)
 
-    @asynccontextmanager
-    async def waiting(self) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()  # asyncio.timeout runs on the loop's clock, so measure on it
-        started = loop.time()
-        deadline = asyncio.timeout(max(self._left_s, 0.0))
-        try:
-            async with deadline:
-                yield
-        except TimeoutError:
-            if deadline.expired():
-                what = "more of the reply" if self._started else "the reply to start"
-                raise _Timeout(f"timed out after {self._limit_s:g} s waiting for {what}") from None
-            raise
-        finally:
-            self._left_s -= loop.time() - started
+    def _timed_out(self, limit_s: float) -> _Timeout:
+        what = "more of the reply" if self._started else "the reply to start"
+        return _Timeout(f"timed out after {limit_s:g} s waiting for {what}")
 
 
 class _ReplyParser:
